@@ -1,0 +1,326 @@
+//! The typed sections the runtime itself reads: `logging`, `web`, `runtime`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The reply sent when a skill fails, matching opsdroid's wording.
+pub const DEFAULT_ERROR_REPLY: &str = "Whoops there has been an error.";
+
+/// The `logging:` section.
+///
+/// Why: opsdroid users write `level: warning`/`critical`; the runtime uses
+/// `tracing`, so the level is normalised once here to a filter directive
+/// (`warn`, `error`, …) that can go straight into an `EnvFilter`.
+/// opsdroid's other logging keys (`path`, `extended`, `filter`, …) are accepted
+/// and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct LoggingConfig {
+    /// Normalised level: one of `trace`, `debug`, `info`, `warn`, `error`;
+    /// `None` when not configured (the embedding application decides).
+    #[serde(deserialize_with = "de_level")]
+    pub level: Option<String>,
+    /// Whether to log to the console (opsdroid's `console`, default `true`).
+    pub console: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: None,
+            console: true,
+        }
+    }
+}
+
+/// Map an opsdroid log level name to a `tracing` filter directive.
+///
+/// Why: kept public so command-line `--log-level` flags accept the same names
+/// as the file. Case-insensitive; `warning`→`warn`, `critical`→`error`.
+/// Returns `None` for unknown names.
+pub fn normalize_log_level(level: &str) -> Option<&'static str> {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "trace" => Some("trace"),
+        "debug" => Some("debug"),
+        "info" => Some("info"),
+        "warning" | "warn" => Some("warn"),
+        "error" | "critical" => Some("error"),
+        _ => None,
+    }
+}
+
+fn de_level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => match normalize_log_level(&s) {
+            Some(level) => Ok(Some(level.to_string())),
+            None => Err(de::Error::custom(format_args!(
+                "unknown log level `{s}`, expected one of trace, debug, info, warning, error, critical"
+            ))),
+        },
+    }
+}
+
+/// The `web:` section (the HTTP server used by webhook-style connectors).
+///
+/// Why: the default host is `127.0.0.1`, not opsdroid's `0.0.0.0`, so a bot
+/// is not exposed on the network unless the user asks for it.
+/// opsdroid's other web keys (`ssl`, `base-url`, …) are accepted and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct WebConfig {
+    /// Interface to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind (default `8080`).
+    pub port: u16,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            host: "127.0.0.1".to_string(),
+            port: 8080,
+        }
+    }
+}
+
+/// The `runtime:` section: this SDK's own knobs (not in opsdroid).
+///
+/// Why: timeouts and reconnect behaviour differ per deployment; every key is
+/// optional and unknown keys are rejected (this section is ours, so a typo
+/// like `shutdown-timout` should fail loudly rather than be ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Reply sent to the user when a skill fails; `null` or `""` disables it.
+    #[serde(deserialize_with = "de_error_reply")]
+    pub error_reply: Option<String>,
+    /// Whether messages sent by the bot itself are dropped before skills see them.
+    pub ignore_own_messages: bool,
+    /// How long to wait for in-flight work on shutdown (seconds in YAML).
+    #[serde(deserialize_with = "de_seconds")]
+    pub shutdown_timeout: Duration,
+    /// How long to wait for each connector to disconnect (seconds in YAML).
+    #[serde(deserialize_with = "de_seconds")]
+    pub disconnect_timeout: Duration,
+    /// Backoff used when a connector loses its connection.
+    pub reconnect: ReconnectPolicy,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            error_reply: Some(DEFAULT_ERROR_REPLY.to_string()),
+            ignore_own_messages: true,
+            shutdown_timeout: Duration::from_secs(10),
+            disconnect_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::default(),
+        }
+    }
+}
+
+fn de_error_reply<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// Exponential backoff with jitter for connector reconnects (`runtime.reconnect`).
+///
+/// Why: a flapping chat service should not be hammered, and many bots
+/// restarting together should not reconnect in lock-step.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+pub struct ReconnectPolicy {
+    /// Delay before the first retry (default 1s).
+    #[serde(deserialize_with = "de_seconds")]
+    pub initial: Duration,
+    /// Upper bound of the un-jittered delay (default 60s).
+    #[serde(deserialize_with = "de_seconds")]
+    pub max: Duration,
+    /// Growth per attempt, at least 1.0 (default 2.0).
+    #[serde(deserialize_with = "de_factor")]
+    pub factor: f64,
+    /// Random spread as a fraction of the delay, `0.0..=1.0` (default 0.2).
+    #[serde(deserialize_with = "de_fraction")]
+    pub jitter: f64,
+    /// Give up after this many attempts; `None` retries forever (default).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            factor: 2.0,
+            jitter: 0.2,
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Delay before retry number `attempt` (0-based).
+    ///
+    /// `initial * factor^attempt`, capped at `max`, then scaled by
+    /// `1 ± jitter` using `random_unit` in `0.0..=1.0` (0.0 → `-jitter`,
+    /// 0.5 → exact, 1.0 → `+jitter`; out-of-range values are clamped, NaN
+    /// counts as 0.5). So the result may exceed `max` by at most `jitter·max`.
+    /// Pure — the caller supplies the randomness — so it is testable.
+    pub fn delay(&self, attempt: u32, random_unit: f64) -> Duration {
+        let initial = self.initial.as_secs_f64();
+        let max = self.max.as_secs_f64();
+        let factor = if self.factor.is_finite() && self.factor >= 1.0 {
+            self.factor
+        } else {
+            1.0
+        };
+        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let mut base = initial * factor.powi(exponent);
+        if !base.is_finite() || base > max {
+            base = max;
+        }
+        let jitter = if self.jitter.is_nan() {
+            0.0
+        } else {
+            self.jitter.clamp(0.0, 1.0)
+        };
+        let r = if random_unit.is_nan() {
+            0.5
+        } else {
+            random_unit.clamp(0.0, 1.0)
+        };
+        let secs = (base * (1.0 + jitter * (2.0 * r - 1.0))).max(0.0);
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max)
+    }
+
+    /// Whether another attempt is allowed after `attempts_made` failed ones.
+    ///
+    /// Why: keeps the `max_attempts: None` = unbounded rule in one place.
+    pub fn allows_attempt(&self, attempts_made: u32) -> bool {
+        self.max_attempts.is_none_or(|max| attempts_made < max)
+    }
+}
+
+struct SecondsVisitor;
+
+impl Visitor<'_> for SecondsVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative number of seconds")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        u64::try_from(v).map(Duration::from_secs).map_err(|_| {
+            E::custom(format_args!(
+                "invalid duration {v}: expected a non-negative number of seconds"
+            ))
+        })
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        if !v.is_finite() || v < 0.0 {
+            return Err(E::custom(format_args!(
+                "invalid duration {v}: expected a non-negative number of seconds"
+            )));
+        }
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| E::custom(format_args!("invalid duration {v}: too large")))
+    }
+}
+
+/// Deserialize a number of seconds (integer or float, non-negative) as a `Duration`.
+fn de_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(SecondsVisitor)
+}
+
+fn de_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v >= 1.0 {
+        Ok(v)
+    } else {
+        Err(de::Error::custom(format_args!(
+            "invalid backoff factor {v}: expected a number of at least 1.0"
+        )))
+    }
+}
+
+fn de_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(de::Error::custom(format_args!(
+            "invalid jitter {v}: expected a fraction between 0.0 and 1.0"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn delay_doubles_then_caps() {
+        let p = ReconnectPolicy {
+            jitter: 0.0,
+            ..ReconnectPolicy::default()
+        };
+        assert_eq!(p.delay(0, 0.9), secs(1.0));
+        assert_eq!(p.delay(1, 0.9), secs(2.0));
+        assert_eq!(p.delay(2, 0.9), secs(4.0));
+        assert_eq!(p.delay(5, 0.9), secs(32.0));
+        assert_eq!(p.delay(6, 0.9), secs(60.0));
+        assert_eq!(p.delay(u32::MAX, 0.9), secs(60.0));
+    }
+
+    #[test]
+    fn jitter_bounds() {
+        let p = ReconnectPolicy::default();
+        assert_eq!(p.delay(1, 0.5), secs(2.0));
+        assert_eq!(p.delay(1, 0.0), secs(1.6));
+        assert_eq!(p.delay(1, 1.0), secs(2.4));
+        for i in 0..=100 {
+            let r = f64::from(i) / 100.0;
+            let d = p.delay(3, r);
+            assert!(d >= secs(6.4) && d <= secs(9.6), "{d:?} for {r}");
+            let capped = p.delay(20, r);
+            assert!(capped >= secs(48.0) && capped <= secs(72.0), "{capped:?}");
+        }
+        // Out-of-range and NaN randomness never panic and stay in bounds.
+        assert_eq!(p.delay(1, -5.0), secs(1.6));
+        assert_eq!(p.delay(1, 7.0), secs(2.4));
+        assert_eq!(p.delay(1, f64::NAN), secs(2.0));
+    }
+
+    #[test]
+    fn attempts() {
+        let p = ReconnectPolicy::default();
+        assert!(p.allows_attempt(1_000_000));
+        let p = ReconnectPolicy {
+            max_attempts: Some(3),
+            ..p
+        };
+        assert!(p.allows_attempt(2));
+        assert!(!p.allows_attempt(3));
+    }
+
+    #[test]
+    fn log_levels() {
+        assert_eq!(normalize_log_level("WARNING"), Some("warn"));
+        assert_eq!(normalize_log_level("critical"), Some("error"));
+        assert_eq!(normalize_log_level("info"), Some("info"));
+        assert_eq!(normalize_log_level("loud"), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! The library's error types.
+
+use std::fmt;
+
+/// Any error a connector or skill may return: `?` converts most errors into it, anyhow's
+/// included.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type connector methods and handlers return: `Result<()>` by default.
+pub type Result<T = (), E = BoxError> = std::result::Result<T, E>;
+
+/// Sending an event failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connector has no handler for this event type (opsdroid's `_unknown_event`).
+    #[error("Connector {connector} can not handle the '{event}' event type.")]
+    Unsupported {
+        /// The connector's instance name.
+        connector: String,
+        /// The event type's name.
+        event: &'static str,
+    },
+    /// The event names a connector that does not exist.
+    #[error("no connector named `{0}` is running")]
+    UnknownConnector(String),
+    /// There is no connector to send through.
+    #[error("no connectors have been started")]
+    NoConnectors,
+    /// The connector's handler returned an error.
+    #[error("connector {connector} failed to send a '{event}' event: {source}")]
+    Handler {
+        /// The connector's instance name.
+        connector: String,
+        /// The event type's name.
+        event: &'static str,
+        /// What the handler returned.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl SendError {
+    /// The error for an event the connector cannot send.
+    pub fn unsupported(connector: &str, event: &'static str) -> Self {
+        SendError::Unsupported {
+            connector: connector.to_owned(),
+            event,
+        }
+    }
+}
+
+/// `connect`, `listen` or `disconnect` failed.
+///
+/// By default a failure is transient and the runtime retries with backoff; wrap the cause
+/// with [`ConnectorError::permanent`] (bad credentials, say) to stop retrying.
+#[derive(Debug)]
+pub struct ConnectorError {
+    source: BoxError,
+    permanent: bool,
+}
+
+impl ConnectorError {
+    /// A failure worth retrying (the default for any error a connector returns).
+    pub fn transient(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that retrying cannot fix: the runtime gives up on this connector.
+    pub fn permanent(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+            permanent: true,
+        }
+    }
+
+    /// Converts whatever a connector method returned, keeping a `ConnectorError`'s kind.
+    pub fn from_box(source: BoxError) -> Self {
+        match source.downcast::<ConnectorError>() {
+            Ok(own) => *own,
+            Err(other) => Self::transient(other),
+        }
+    }
+
+    /// Whether the runtime should stop retrying.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl std::error::Error for ConnectorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+/// Building or running a bot failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BotError {
+    /// The configuration is wrong (see the message for file, key path, line and column).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The configuration names a connector type that was not registered with the builder.
+    #[error(
+        "{origin}: connectors.{name}: unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
+    )]
+    UnknownConnector {
+        /// The configuration file's name.
+        origin: String,
+        /// The instance key.
+        name: String,
+        /// The type asked for.
+        kind: String,
+        /// The registered types, comma-separated.
+        known: String,
+    },
+    /// The configuration enables a skill that was not registered with the builder.
+    #[error(
+        "{origin}: skills.{name}: unknown skill `{name}` (known: {known})\nhelp: register it with `BotBuilder::skill(...)`, or remove it from `skills:`"
+    )]
+    UnknownSkill {
+        /// The configuration file's name.
+        origin: String,
+        /// The skill name asked for.
+        name: String,
+        /// The registered skills, comma-separated.
+        known: String,
+    },
+    /// Two connectors have the same instance name.
+    #[error("two connectors are named `{0}`: give each instance its own key")]
+    DuplicateConnector(String),
+    /// Nothing to run.
+    #[error("no connectors configured: add a `connectors:` section")]
+    NoConnectors,
+    /// A skill's matcher is invalid.
+    #[error("skill `{skill}`: invalid regex: {source}")]
+    Regex {
+        /// The skill name.
+        skill: String,
+        /// What the regex crate said.
+        #[source]
+        source: regex::Error,
+    },
+    /// Installing the signal handlers failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+}

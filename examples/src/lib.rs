@@ -1,0 +1,19 @@
+//! Real connectors built on connector-core, the example bot's skills, and the builder the
+//! `bot` binary runs.
+
+pub mod shell;
+pub mod skills;
+
+use connector_core::BotBuilder;
+
+/// The configuration the `bot` binary runs without `--config`: the shell connector and the
+/// `hello` and `echo` skills.
+pub const DEFAULT_CONFIG: &str = include_str!("default-configuration.yaml");
+
+/// A builder that knows every connector in this crate and every example skill.
+pub fn builder() -> BotBuilder {
+    BotBuilder::new()
+        .connector::<shell::Shell>()
+        .skill(skills::hello())
+        .skill(skills::echo())
+}
