@@ -255,9 +255,7 @@ impl Router {
                         inner: bot.inner.clone(),
                         origin: None,
                     };
-                    bot.inner
-                        .tracker
-                        .spawn(run_worker(worker_bot, key, id, rx));
+                    bot.inner.tracker.spawn(run_worker(worker_bot, key, id, rx));
                     Worker { id, tx }
                 });
                 (worker.id, worker.tx.clone())

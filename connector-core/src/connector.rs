@@ -75,7 +75,7 @@ pub trait Connector: ConnectorInfo {
 
     /// Whether a handler accepts events of this kind (dynamically: what `dispatch` accepts).
     fn supports(&self, kind: &EventKind) -> bool {
-        Self::SUPPORTED.iter().any(|k| *k == kind)
+        Self::SUPPORTED.contains(&kind)
     }
 
     /// Sends an event whose type this connector registered; any other event type does not

@@ -21,7 +21,7 @@ pub mod __private;
 pub use bot::Bot;
 pub use config::{Config, ConfigError, Secret};
 pub use connector::{BoxFuture, Connector, ConnectorInfo, Handle, Supports};
-pub use error::{BoxError, BotError, ConnectorError, Result, SendError};
+pub use error::{BotError, BoxError, ConnectorError, Result, SendError};
 pub use event::{AnyEvent, Event, EventKind, EventMeta, Linked};
 pub use runtime::BotBuilder;
 pub use skill::{Matcher, Skill, SkillContext};

@@ -14,13 +14,13 @@ pub use serde;
 pub use serde_yaml;
 pub use std::any::TypeId;
 pub use std::boxed::Box;
+pub use std::default::Default;
 pub use std::future::Future;
 pub use std::marker::Send;
 pub use std::ops::{Deref, DerefMut};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
 pub use std::sync::Arc;
-pub use std::default::Default;
 pub use tracing;
 
 use crate::error::BoxError as Boxed;
@@ -90,7 +90,6 @@ pub fn unsupported(connector: &str, event: &AnyEvent) -> SendError {
 /// keys are accepted (they stay readable through `ConnectorInfo::configuration`).
 #[derive(serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NoConfig {}
-
 
 /// Everything generated code needs from an event type `E`, behind a single `E: Event` bound:
 /// `#[register_event(String)]` then gives one "`String` is not a connector event" error on

@@ -240,9 +240,7 @@ impl Runner {
         tracing::info!(connectors = count, "bot is running");
 
         {
-            let all_finished = async {
-                while lifecycles.join_next().await.is_some() {}
-            };
+            let all_finished = async { while lifecycles.join_next().await.is_some() {} };
             tokio::select! {
                 _ = stop => tracing::info!("stop signal received; shutting down"),
                 _ = inner.cancel.cancelled() => tracing::info!("shutdown requested"),
@@ -284,7 +282,9 @@ impl Runner {
                     Ok(Err(e)) => {
                         tracing::warn!(connector = %name, error = %e, "disconnect failed")
                     }
-                    Err(_) => tracing::warn!(connector = %name, timeout = ?limit, "disconnect timed out"),
+                    Err(_) => {
+                        tracing::warn!(connector = %name, timeout = ?limit, "disconnect timed out")
+                    }
                 }
             });
         }

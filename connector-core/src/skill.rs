@@ -421,7 +421,8 @@ impl Skills {
                         include_subclasses,
                     } => c.event_types.push((kind, include_subclasses)),
                     Matcher::Catchall { messages_only } => {
-                        c.catchall = Some(c.catchall.unwrap_or(true) && messages_only)
+                        // Several catch-all matchers: messages only if every one says so.
+                        c.catchall = Some(c.catchall.map_or(messages_only, |m| m && messages_only))
                     }
                 }
             }
@@ -546,10 +547,10 @@ impl Skills {
                 "Exception when running skill '{}'",
                 skill.info.name
             );
-            if let Some(reply) = bot.error_reply() {
-                if let Err(e) = bot.respond(&trigger, reply.to_owned()).await {
-                    tracing::warn!(skill = %skill.info.name, error = %e, "could not send the error reply");
-                }
+            if let Some(reply) = bot.error_reply()
+                && let Err(e) = bot.respond(&trigger, reply.to_owned()).await
+            {
+                tracing::warn!(skill = %skill.info.name, error = %e, "could not send the error reply");
             }
         }
     }

@@ -137,7 +137,10 @@ impl MemoryRemote {
     /// Ends the input: `listen` returns `Ok` once the events injected before are parsed, as
     /// the shell's does at end of file.
     pub fn close(&self) {
-        let _ = self.shared.inject.send(AnyEvent::new(EndOfInput::default()));
+        let _ = self
+            .shared
+            .inject
+            .send(AnyEvent::new(EndOfInput::default()));
     }
 
     /// Makes the next `n` calls to `connect` fail (to test reconnection).
@@ -204,7 +207,9 @@ impl Connector for MemoryConnector {
         let left = self.shared.fail_connects.load(Ordering::SeqCst);
         if left > 0 {
             self.shared.fail_connects.store(left - 1, Ordering::SeqCst);
-            return Err(ConnectorError::transient("memory connector: injected connect failure"));
+            return Err(ConnectorError::transient(
+                "memory connector: injected connect failure",
+            ));
         }
         Ok(())
     }
@@ -213,14 +218,18 @@ impl Connector for MemoryConnector {
         let left = self.shared.fail_listens.load(Ordering::SeqCst);
         if left > 0 {
             self.shared.fail_listens.store(left - 1, Ordering::SeqCst);
-            return Err(ConnectorError::transient("memory connector: injected listen failure"));
+            return Err(ConnectorError::transient(
+                "memory connector: injected listen failure",
+            ));
         }
         let taken = match self.inbound.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
         };
         let Some(mut inbound) = taken else {
-            return Err(ConnectorError::permanent("memory connector: listen called twice"));
+            return Err(ConnectorError::permanent(
+                "memory connector: listen called twice",
+            ));
         };
         // Listens until the test ends the run, or closes the input with `MemoryRemote::close`.
         while let Some(event) = inbound.recv().await {
@@ -261,11 +270,8 @@ struct EndOfInput {
 }
 
 impl Event for EndOfInput {
-    const KIND: &'static EventKind = &EventKind::__new(
-        "EndOfInput",
-        None,
-        std::any::TypeId::of::<EndOfInput>,
-    );
+    const KIND: &'static EventKind =
+        &EventKind::__new("EndOfInput", None, std::any::TypeId::of::<EndOfInput>);
     type Parent = ();
     fn meta(&self) -> &crate::event::EventMeta {
         &self.meta

@@ -2,10 +2,15 @@
 
 use connector_core::prelude::*;
 
-/// `hello` / `hi` → "Hi <user>".
+/// `hello` / `hi` → `Hi <user>`.
 pub fn hello() -> Skill {
     Skill::new("hello", |ctx: SkillContext| async move {
-        let user = ctx.event().meta().user.clone().unwrap_or_else(|| "there".to_owned());
+        let user = ctx
+            .event()
+            .meta()
+            .user
+            .clone()
+            .unwrap_or_else(|| "there".to_owned());
         ctx.respond(format!("Hi {user}")).await
     })
     .regex(r"(?i)(hello|hi)\b")

@@ -8,7 +8,14 @@ use std::time::Duration;
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot};
 
-fn reply(text: &'static str) -> impl Fn(SkillContext) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send>> + Send + Sync + 'static {
+fn reply(
+    text: &'static str,
+) -> impl Fn(
+    SkillContext,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send>>
++ Send
++ Sync
++ 'static {
     move |ctx: SkillContext| Box::pin(async move { ctx.respond(text).await })
 }
 
@@ -27,14 +34,24 @@ async fn respond_inherits_user_target_connector_and_links_the_trigger() {
         .connector(chat)
         .start()
         .unwrap();
-    remote.inject(Message::new("hi there").user("ann").user_id("u1").target("lobby").event_id("e1"));
+    remote.inject(
+        Message::new("hi there")
+            .user("ann")
+            .user_id("u1")
+            .target("lobby")
+            .event_id("e1"),
+    );
     let sent = run.next_sent().await.expect("a reply");
     let meta = sent.meta();
     assert_eq!(sent.text(), Some("Hi"));
     assert_eq!(meta.user.as_deref(), Some("ann"));
     assert_eq!(meta.user_id.as_deref(), Some("u1"));
     assert_eq!(meta.target.as_deref(), Some("lobby"));
-    assert_eq!(meta.connector.as_deref(), Some("chat"), "the origin connector fills `connector`");
+    assert_eq!(
+        meta.connector.as_deref(),
+        Some("chat"),
+        "the origin connector fills `connector`"
+    );
     let linked = meta.linked_event.as_ref().expect("linked to the trigger");
     assert_eq!(linked.id(), Some("e1"));
     assert_eq!(linked.event().and_then(|e| e.text()), Some("hi there"));
@@ -78,8 +95,16 @@ async fn regex_conditions_and_case() {
         score_factor: 0.6,
     };
     let mut run = TestBot::new()
-        .skill(Skill::new("search", reply("search")).regex_with(spec("needle", RegexCondition::Search, true)))
-        .skill(Skill::new("full", reply("full")).regex_with(spec("exactly this", RegexCondition::FullMatch, false)))
+        .skill(Skill::new("search", reply("search")).regex_with(spec(
+            "needle",
+            RegexCondition::Search,
+            true,
+        )))
+        .skill(Skill::new("full", reply("full")).regex_with(spec(
+            "exactly this",
+            RegexCondition::FullMatch,
+            false,
+        )))
         .connector(chat)
         .start()
         .unwrap();
@@ -96,18 +121,32 @@ async fn regex_conditions_and_case() {
 async fn always_event_type_and_catchall_follow_opsdroid() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(Skill::new("always", reply("always")).always().constrain_rooms(&["a"]))
+        .skill(
+            Skill::new("always", reply("always"))
+                .always()
+                .constrain_rooms(&["a"]),
+        )
         .skill(Skill::new("reaction", reply("reaction")).event_type::<Reaction>())
-        .skill(Skill::new("message-type", reply("message-type")).event_type_with_subclasses::<Message>().constrain_rooms(&["sub"]))
+        .skill(
+            Skill::new("message-type", reply("message-type"))
+                .event_type_with_subclasses::<Message>()
+                .constrain_rooms(&["sub"]),
+        )
         .skill(Skill::new("hello", reply("hello")).regex("hello"))
         .skill(Skill::new("catchall", reply("catchall")).catchall_messages())
         .connector(chat)
         .start()
         .unwrap();
     remote.inject(Message::new("hello").target("a"));
-    assert_eq!(texts(&run.sent_within(Duration::from_millis(300)).await), ["always", "hello"]);
+    assert_eq!(
+        texts(&run.sent_within(Duration::from_millis(300)).await),
+        ["always", "hello"]
+    );
     remote.inject(Message::new("what?").target("b"));
-    assert_eq!(texts(&run.sent_within(Duration::from_millis(300)).await), ["catchall"]);
+    assert_eq!(
+        texts(&run.sent_within(Duration::from_millis(300)).await),
+        ["catchall"]
+    );
     remote.inject(Reaction::new("👍").target("b"));
     assert_eq!(
         texts(&run.sent_within(Duration::from_millis(300)).await),
@@ -128,9 +167,21 @@ async fn constraints_on_rooms_users_and_connectors() {
     let (a, remote_a) = MemoryConnector::new("a");
     let (b, remote_b) = MemoryConnector::new("b");
     let mut run = TestBot::new()
-        .skill(Skill::new("room", reply("room")).regex("room").constrain_rooms(&["ops"]))
-        .skill(Skill::new("user", reply("user")).regex("user").constrain_users_except(&["mallory"]))
-        .skill(Skill::new("conn", reply("conn")).regex("conn").constrain_connectors(&["b"]))
+        .skill(
+            Skill::new("room", reply("room"))
+                .regex("room")
+                .constrain_rooms(&["ops"]),
+        )
+        .skill(
+            Skill::new("user", reply("user"))
+                .regex("user")
+                .constrain_users_except(&["mallory"]),
+        )
+        .skill(
+            Skill::new("conn", reply("conn"))
+                .regex("conn")
+                .constrain_connectors(&["b"]),
+        )
         .connector(a)
         .connector(b)
         .start()
@@ -144,12 +195,21 @@ async fn constraints_on_rooms_users_and_connectors() {
     let sent = run.sent_within(Duration::from_millis(500)).await;
     let mut got: Vec<(String, String)> = sent
         .iter()
-        .map(|e| (e.meta().connector.clone().unwrap(), e.text().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e.meta().connector.clone().unwrap(),
+                e.text().unwrap().to_owned(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
         got,
-        [("a".into(), "room".into()), ("a".into(), "user".into()), ("b".into(), "conn".into())]
+        [
+            ("a".into(), "room".into()),
+            ("a".into(), "user".into()),
+            ("b".into(), "conn".into())
+        ]
     );
     run.shutdown().await.unwrap();
 }
@@ -158,14 +218,20 @@ async fn constraints_on_rooms_users_and_connectors() {
 async fn failing_and_panicking_skills_are_isolated_and_answered_once() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(Skill::new("fails", |_ctx: SkillContext| async move {
-            Err::<(), _>(std::io::Error::other("database down"))
-        }).regex("fail"))
-        .skill(Skill::new("panics", |_ctx: SkillContext| async move {
-            if true {
-                panic!("skill bug");
-            }
-        }).regex("panic"))
+        .skill(
+            Skill::new("fails", |_ctx: SkillContext| async move {
+                Err::<(), _>(std::io::Error::other("database down"))
+            })
+            .regex("fail"),
+        )
+        .skill(
+            Skill::new("panics", |_ctx: SkillContext| async move {
+                if true {
+                    panic!("skill bug");
+                }
+            })
+            .regex("panic"),
+        )
         .skill(Skill::new("ok", reply("still alive")).regex("ok"))
         .connector(chat)
         .start()
@@ -176,25 +242,38 @@ async fn failing_and_panicking_skills_are_isolated_and_answered_once() {
     let sent = texts(&run.sent_within(Duration::from_millis(500)).await);
     assert_eq!(
         sent,
-        ["Whoops there has been an error.", "Whoops there has been an error.", "still alive"]
+        [
+            "Whoops there has been an error.",
+            "Whoops there has been an error.",
+            "still alive"
+        ]
     );
     run.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_error_reply_is_configurable_and_can_be_silenced() {
-    for (setting, expected) in [(Some("Sorry, that broke."), vec!["Sorry, that broke."]), (None, vec![])] {
+    for (setting, expected) in [
+        (Some("Sorry, that broke."), vec!["Sorry, that broke."]),
+        (None, vec![]),
+    ] {
         let (chat, remote) = MemoryConnector::new("chat");
         let mut run = TestBot::new()
             .runtime(|r| r.error_reply = setting.map(str::to_owned))
-            .skill(Skill::new("fails", |_ctx: SkillContext| async move {
-                Err::<(), _>(std::io::Error::other("nope"))
-            }).regex("x"))
+            .skill(
+                Skill::new("fails", |_ctx: SkillContext| async move {
+                    Err::<(), _>(std::io::Error::other("nope"))
+                })
+                .regex("x"),
+            )
             .connector(chat)
             .start()
             .unwrap();
         remote.inject(Message::new("x").target("r"));
-        assert_eq!(texts(&run.sent_within(Duration::from_millis(300)).await), expected);
+        assert_eq!(
+            texts(&run.sent_within(Duration::from_millis(300)).await),
+            expected
+        );
         run.shutdown().await.unwrap();
     }
 }
@@ -203,14 +282,20 @@ async fn the_error_reply_is_configurable_and_can_be_silenced() {
 async fn a_slow_conversation_does_not_block_others_and_each_keeps_its_order() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(Skill::new("slow", |ctx: SkillContext| async move {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            ctx.respond("slow done").await
-        }).regex("slow"))
-        .skill(Skill::new("fast", |ctx: SkillContext| async move {
-            let text = ctx.text().to_owned();
-            ctx.respond(format!("fast {text}")).await
-        }).regex("fast"))
+        .skill(
+            Skill::new("slow", |ctx: SkillContext| async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                ctx.respond("slow done").await
+            })
+            .regex("slow"),
+        )
+        .skill(
+            Skill::new("fast", |ctx: SkillContext| async move {
+                let text = ctx.text().to_owned();
+                ctx.respond(format!("fast {text}")).await
+            })
+            .regex("fast"),
+        )
         .connector(chat)
         .start()
         .unwrap();
@@ -220,7 +305,12 @@ async fn a_slow_conversation_does_not_block_others_and_each_keeps_its_order() {
     let sent = run.sent_within(Duration::from_millis(1500)).await;
     let order: Vec<(String, String)> = sent
         .iter()
-        .map(|e| (e.meta().target.clone().unwrap(), e.text().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e.meta().target.clone().unwrap(),
+                e.text().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         order,
@@ -240,21 +330,27 @@ async fn parse_returns_before_the_skill_finishes() {
     let release = Arc::new(tokio::sync::Notify::new());
     let (s, r) = (started.clone(), release.clone());
     let run = TestBot::new()
-        .skill(Skill::new("blocker", move |_ctx: SkillContext| {
-            let (s, r) = (s.clone(), r.clone());
-            async move {
-                s.notify_one();
-                r.notified().await;
-            }
-        }).regex("block"))
+        .skill(
+            Skill::new("blocker", move |_ctx: SkillContext| {
+                let (s, r) = (s.clone(), r.clone());
+                async move {
+                    s.notify_one();
+                    r.notified().await;
+                }
+            })
+            .regex("block"),
+        )
         .connector(chat)
         .start()
         .unwrap();
     let bot = run.bot().clone();
     // If parse awaited the skill, this would never complete: the skill waits for `release`.
-    tokio::time::timeout(Duration::from_secs(5), bot.parse(Message::new("block").connector("chat").target("r")))
-        .await
-        .expect("parse returned while the skill is still running");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        bot.parse(Message::new("block").connector("chat").target("r")),
+    )
+    .await
+    .expect("parse returned while the skill is still running");
     started.notified().await;
     release.notify_one();
     run.shutdown().await.unwrap();
@@ -264,17 +360,23 @@ async fn parse_returns_before_the_skill_finishes() {
 async fn the_bots_own_messages_are_ignored() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(Skill::new("echo", |ctx: SkillContext| async move {
-            let text = ctx.text().to_owned();
-            ctx.respond(text).await
-        }).catchall_messages())
+        .skill(
+            Skill::new("echo", |ctx: SkillContext| async move {
+                let text = ctx.text().to_owned();
+                ctx.respond(text).await
+            })
+            .catchall_messages(),
+        )
         .connector(chat)
         .start()
         .unwrap();
     // "opsdroid" is the default `bot-name`.
     remote.inject(Message::new("loop?").user("opsdroid").target("r"));
     remote.inject(Message::new("real").user("ann").target("r"));
-    assert_eq!(texts(&run.sent_within(Duration::from_millis(300)).await), ["real"]);
+    assert_eq!(
+        texts(&run.sent_within(Duration::from_millis(300)).await),
+        ["real"]
+    );
     run.shutdown().await.unwrap();
 }
 
@@ -290,7 +392,10 @@ async fn a_connector_that_fails_to_connect_twice_is_retried_then_works() {
         .start()
         .unwrap();
     other_remote.inject(Message::new("hi").target("r"));
-    assert_eq!(run.next_sent().await.unwrap().meta().connector.as_deref(), Some("other"));
+    assert_eq!(
+        run.next_sent().await.unwrap().meta().connector.as_deref(),
+        Some("other")
+    );
     remote.inject(Message::new("hi").target("r"));
     let sent = run.next_sent().await.expect("the retried connector works");
     assert_eq!(sent.meta().connector.as_deref(), Some("chat"));
@@ -310,7 +415,11 @@ async fn a_listen_error_reconnects() {
         .unwrap();
     remote.inject(Message::new("hi").target("r"));
     assert_eq!(run.next_sent().await.unwrap().text(), Some("Hi"));
-    assert_eq!(remote.connect_calls(), 3, "connect again after each failed listen");
+    assert_eq!(
+        remote.connect_calls(),
+        3,
+        "connect again after each failed listen"
+    );
     run.shutdown().await.unwrap();
 }
 
@@ -329,9 +438,15 @@ async fn attempts_are_bounded_and_other_connectors_keep_running() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(dead_remote.connect_calls(), 3);
     live_remote.inject(Message::new("hi").target("r"));
-    assert_eq!(run.next_sent().await.unwrap().meta().connector.as_deref(), Some("live"));
+    assert_eq!(
+        run.next_sent().await.unwrap().meta().connector.as_deref(),
+        Some("live")
+    );
     run.shutdown().await.unwrap();
-    assert!(!dead_remote.disconnected(), "a connector that never connected is not disconnected");
+    assert!(
+        !dead_remote.disconnected(),
+        "a connector that never connected is not disconnected"
+    );
     assert!(live_remote.disconnected());
 }
 
@@ -341,14 +456,17 @@ async fn shutdown_lets_a_reply_in_flight_finish_before_disconnecting() {
     let entered = Arc::new(tokio::sync::Notify::new());
     let e = entered.clone();
     let mut run = TestBot::new()
-        .skill(Skill::new("slow", move |ctx: SkillContext| {
-            let e = e.clone();
-            async move {
-                e.notify_one();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                ctx.respond("finished").await
-            }
-        }).regex("slow"))
+        .skill(
+            Skill::new("slow", move |ctx: SkillContext| {
+                let e = e.clone();
+                async move {
+                    e.notify_one();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    ctx.respond("finished").await
+                }
+            })
+            .regex("slow"),
+        )
         .connector(chat)
         .start()
         .unwrap();
@@ -356,7 +474,13 @@ async fn shutdown_lets_a_reply_in_flight_finish_before_disconnecting() {
     entered.notified().await;
     let bot = run.bot().clone();
     bot.shutdown();
-    assert_eq!(run.next_sent().await.and_then(|e| e.text().map(str::to_owned)).as_deref(), Some("finished"));
+    assert_eq!(
+        run.next_sent()
+            .await
+            .and_then(|e| e.text().map(str::to_owned))
+            .as_deref(),
+        Some("finished")
+    );
     run.finish().await.unwrap();
     assert!(remote.disconnected());
 }
@@ -386,10 +510,13 @@ async fn bot_started_is_parsed_once_and_answered_on_the_default_connector() {
     let c = count.clone();
     let (chat, _remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(Skill::new("welcome", move |ctx: SkillContext| {
-            c.fetch_add(1, Ordering::SeqCst);
-            async move { ctx.respond("ready").await }
-        }).event_type::<BotStarted>())
+        .skill(
+            Skill::new("welcome", move |ctx: SkillContext| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async move { ctx.respond("ready").await }
+            })
+            .event_type::<BotStarted>(),
+        )
         .connector(chat)
         .start()
         .unwrap();
@@ -407,12 +534,17 @@ async fn typed_handles_send_and_unknown_connectors_are_errors() {
     let mut own = remote.take_sent().unwrap();
     let run = TestBot::new().connector(chat).start().unwrap();
     let bot = run.bot().clone();
-    let handle = bot.connector::<MemoryConnector>("chat").expect("a memory connector named chat");
+    let handle = bot
+        .connector::<MemoryConnector>("chat")
+        .expect("a memory connector named chat");
     handle.send(Reaction::new("🎉").target("r")).await.unwrap();
     let sent = own.recv().await.unwrap();
     assert!(sent.is::<Reaction>());
     assert_eq!(sent.meta().connector.as_deref(), Some("chat"));
-    let err = bot.send(Message::new("x").connector("nope")).await.unwrap_err();
+    let err = bot
+        .send(Message::new("x").connector("nope"))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "no connector named `nope` is running");
     run.shutdown().await.unwrap();
 }
@@ -424,11 +556,18 @@ async fn two_instances_of_one_type_from_configuration_and_the_default_connector(
         "configuration.yaml",
     )
     .unwrap();
-    let runner = BotBuilder::new().connector::<MemoryConnector>().build(&config).unwrap();
+    let runner = BotBuilder::new()
+        .connector::<MemoryConnector>()
+        .build(&config)
+        .unwrap();
     let bot = runner.bot();
     let names: Vec<&str> = bot.connector_names().collect();
     assert_eq!(names, ["first", "second"]);
-    let second = bot.connector::<MemoryConnector>("second").unwrap().get().remote();
+    let second = bot
+        .connector::<MemoryConnector>("second")
+        .unwrap()
+        .get()
+        .remote();
     let mut sent = second.take_sent().unwrap();
     bot.send(Message::new("to the default")).await.unwrap();
     let got = sent.recv().await.unwrap();
@@ -438,12 +577,20 @@ async fn two_instances_of_one_type_from_configuration_and_the_default_connector(
 #[tokio::test]
 async fn unknown_connector_types_and_skills_are_build_errors() {
     let config = Config::from_str("connectors:\n  slack: {}\n", "configuration.yaml").unwrap();
-    let err = BotBuilder::new().connector::<MemoryConnector>().build(&config).err().unwrap();
+    let err = BotBuilder::new()
+        .connector::<MemoryConnector>()
+        .build(&config)
+        .err()
+        .unwrap();
     assert_eq!(
         err.to_string(),
         "configuration.yaml: connectors.slack: unknown connector type `slack` (known: memory)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
     );
-    let config = Config::from_str("connectors:\n  memory: {}\nskills:\n  weather: {}\n", "configuration.yaml").unwrap();
+    let config = Config::from_str(
+        "connectors:\n  memory: {}\nskills:\n  weather: {}\n",
+        "configuration.yaml",
+    )
+    .unwrap();
     let err = BotBuilder::new()
         .connector::<MemoryConnector>()
         .skill(Skill::new("hello", reply("hi")).regex("hi"))
@@ -465,5 +612,9 @@ async fn an_invalid_regex_is_a_build_error_naming_the_skill() {
         .start()
         .err()
         .unwrap();
-    assert!(err.to_string().starts_with("skill `broken`: invalid regex:"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("skill `broken`: invalid regex:"),
+        "{err}"
+    );
 }

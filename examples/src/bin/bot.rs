@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     }
     let config = match &path {
         Some(p) => Config::from_path(p),
-        None => Config::from_str(connector_examples::DEFAULT_CONFIG, "<embedded configuration>"),
+        None => Config::from_str(
+            connector_examples::DEFAULT_CONFIG,
+            "<embedded configuration>",
+        ),
     };
     let config = match config {
         Ok(c) => c,
@@ -49,7 +52,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
