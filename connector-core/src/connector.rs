@@ -168,6 +168,16 @@ impl<C: DeserializeOwned> ConnectorState<C> {
     }
 }
 
+/// Shows the instance name only: configuration values may be secrets, and this lets a
+/// connector struct `#[derive(Debug)]`.
+impl<C> std::fmt::Debug for ConnectorState<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorState")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C> ConnectorState<C> {
     /// The instance name.
     pub fn name(&self) -> &str {

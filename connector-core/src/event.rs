@@ -300,6 +300,7 @@ impl<T> Is<T, Here> for T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Event, A, I> Is<A, There<I>> for T
 where
     T::Parent: Is<A, I>,

@@ -148,7 +148,9 @@ impl BotBuilder {
             chosen
         };
         let runtime = self.runtime.unwrap_or_else(|| config.runtime.clone());
-        Self::assemble(connectors, self.instances, skills, runtime, self.observer)
+        let mut runner = Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
+        runner.welcome = config.welcome_message;
+        Ok(runner)
     }
 
     /// Builds a bot without a configuration file: only the connectors added with
@@ -185,6 +187,7 @@ impl BotBuilder {
         let skills = Skills::compile(skills)?;
         Ok(Runner {
             bot: Bot::new(connectors, skills, runtime, observer),
+            welcome: false,
         })
     }
 }
@@ -192,6 +195,8 @@ impl BotBuilder {
 /// A built bot, ready to run.
 pub struct Runner {
     bot: Bot,
+    /// `welcome-message` from the configuration: log a greeting at start.
+    welcome: bool,
 }
 
 impl Runner {
@@ -210,6 +215,7 @@ impl Runner {
     /// Runs until `stop` resolves, [`Bot::shutdown`], or every connector's `listen` has
     /// finished; then shuts down gracefully.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), BotError> {
+        let welcome = self.welcome;
         let bot = self.bot;
         let inner = bot.inner.clone();
         let count = inner.connectors.len();
@@ -237,6 +243,13 @@ impl Runner {
                 started_bot.parse(BotStarted::new()).await;
             }
         });
+        if welcome {
+            let names: Vec<&str> = bot.connector_names().collect();
+            tracing::info!(
+                "Welcome! The bot is running on {}; press ctrl+c to exit.",
+                names.join(", ")
+            );
+        }
         tracing::info!(connectors = count, "bot is running");
 
         {
