@@ -148,7 +148,8 @@ impl BotBuilder {
             chosen
         };
         let runtime = self.runtime.unwrap_or_else(|| config.runtime.clone());
-        let mut runner = Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
+        let mut runner =
+            Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
         runner.welcome = config.welcome_message;
         Ok(runner)
     }

@@ -115,9 +115,20 @@ impl Shell {
         out.flush().await
     }
 
-    /// What clears the prompt line on a terminal.
+    /// The typing indicator's text.
+    fn typing_indicator(&self) -> String {
+        format!("{} is typing…", self.config().bot_name)
+    }
+
+    /// What clears the prompt line on a terminal: as wide as the prompt or the typing
+    /// indicator, whichever is longer, so a reply after `Typing(true)` leaves no remnant.
     fn clear_line(&self) -> String {
-        format!("\r{}\r", " ".repeat(self.prompt().chars().count()))
+        let width = self
+            .prompt()
+            .chars()
+            .count()
+            .max(self.typing_indicator().chars().count());
+        format!("\r{}\r", " ".repeat(width))
     }
 }
 
@@ -234,10 +245,9 @@ impl Shell {
             return Ok(());
         }
         let text = if typing.trigger {
-            format!("{}{} is typing…", self.clear_line(), self.config().bot_name)
+            format!("{}{}", self.clear_line(), self.typing_indicator())
         } else {
-            let width = self.config().bot_name.chars().count() + " is typing…".chars().count();
-            format!("\r{}\r{}", " ".repeat(width), self.prompt())
+            format!("{}{}", self.clear_line(), self.prompt())
         };
         self.write(&text).await?;
         Ok(())

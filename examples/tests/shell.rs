@@ -63,7 +63,9 @@ impl AsyncWrite for SharedBuf {
 }
 
 fn bare_shell() -> anyhow::Result<Shell> {
-    Ok(Shell::from_section(&ConnectorSection::bare("shell", "shell"))?)
+    Ok(Shell::from_section(&ConnectorSection::bare(
+        "shell", "shell",
+    ))?)
 }
 
 fn mybot_shell() -> anyhow::Result<Shell> {
@@ -78,7 +80,9 @@ fn piped(shell: Shell, input: &str, interactive: bool) -> (Shell, SharedBuf) {
     let out = SharedBuf::default();
     let reader = BufReader::new(Cursor::new(input.as_bytes().to_vec()));
     (
-        shell.with_io(reader, out.clone(), interactive).with_user("ann"),
+        shell
+            .with_io(reader, out.clone(), interactive)
+            .with_user("ann"),
         out,
     )
 }
@@ -196,11 +200,21 @@ async fn replies_are_sent_through_the_shell_to_the_user() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// What the shell writes to blank its line on a terminal: wide enough for the prompt and for
+/// the typing indicator, which is the longer of the two.
+fn clear_for(bot_name: &str) -> String {
+    let indicator = format!("{bot_name} is typing…");
+    let prompt = format!("{bot_name}> ");
+    let width = indicator.chars().count().max(prompt.chars().count());
+    format!("\r{}\r", " ".repeat(width))
+}
+
 /// The interactive transcript of one exchange: the listen loop's prompts and the reply
-/// (clear the prompt line, the text, redraw the prompt). The second prompt and the reply
-/// are written by different tasks, so either may come first.
-fn interactive_transcripts(prompt: &str, reply: &str) -> [String; 2] {
-    let clear = format!("\r{}\r", " ".repeat(prompt.chars().count()));
+/// (clear the line, the text, redraw the prompt). The second prompt and the reply are
+/// written by different tasks, so either may come first.
+fn interactive_transcripts(bot_name: &str, reply: &str) -> [String; 2] {
+    let prompt = format!("{bot_name}> ");
+    let clear = clear_for(bot_name);
     let answer = format!("{clear}{reply}\n{prompt}");
     [
         format!("{prompt}{prompt}{answer}\n"),
@@ -208,7 +222,8 @@ fn interactive_transcripts(prompt: &str, reply: &str) -> [String; 2] {
     ]
 }
 
-async fn interactive_exchange(shell: Shell, prompt: &str) -> anyhow::Result<()> {
+async fn interactive_exchange(shell: Shell, bot_name: &str) -> anyhow::Result<()> {
+    let prompt = format!("{bot_name}> ");
     let (shell, mut input, out) = live(shell, true);
     let run = start(shell)?;
     // The prompt is drawn before anything is read.
@@ -220,7 +235,7 @@ async fn interactive_exchange(shell: Shell, prompt: &str) -> anyhow::Result<()> 
     drop(input);
     finish_by_itself(run).await;
     let text = out.text();
-    let expected = interactive_transcripts(prompt, "Hi ann");
+    let expected = interactive_transcripts(bot_name, "Hi ann");
     assert!(
         expected.contains(&text),
         "interactive output {text:?} is not one of {expected:?}"
@@ -230,12 +245,12 @@ async fn interactive_exchange(shell: Shell, prompt: &str) -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn interactive_mode_draws_clears_and_redraws_the_default_prompt() -> anyhow::Result<()> {
-    interactive_exchange(bare_shell()?, "opsdroid> ").await
+    interactive_exchange(bare_shell()?, "opsdroid").await
 }
 
 #[tokio::test]
 async fn interactive_prompt_uses_the_configured_bot_name() -> anyhow::Result<()> {
-    interactive_exchange(mybot_shell()?, "mybot> ").await
+    interactive_exchange(mybot_shell()?, "mybot").await
 }
 
 #[tokio::test]
@@ -255,17 +270,47 @@ async fn typing_indicator_is_shown_when_interactive() -> anyhow::Result<()> {
 
     let handle = run.bot().connector::<Shell>("shell").expect("typed handle");
     handle.send(Typing::new(true)).await?;
-    let on = "\r       \rmybot is typing…";
+    let on = format!("{}mybot is typing…", clear_for("mybot"));
     assert_eq!(out.text(), format!("mybot> {on}"));
 
     // Turning it off blanks the indicator and redraws the prompt.
     handle.get().user_typing(false).await?;
-    let off = format!("\r{}\rmybot> ", " ".repeat("mybot is typing…".chars().count()));
+    let off = format!(
+        "\r{}\rmybot> ",
+        " ".repeat("mybot is typing…".chars().count())
+    );
+    assert_eq!(off, format!("{}mybot> ", clear_for("mybot")));
     assert_eq!(out.text(), format!("mybot> {on}{off}"));
 
     // `user_typing(true)` is the same as sending `Typing::new(true)`.
     handle.get().user_typing(true).await?;
     assert_eq!(out.text(), format!("mybot> {on}{off}{on}"));
+
+    drop(input);
+    finish_by_itself(run).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reply_after_the_typing_indicator_blanks_all_of_it() -> anyhow::Result<()> {
+    let (shell, input, out) = live(bare_shell()?, true);
+    let run = start(shell)?;
+    out.wait_for("the prompt", |t| !t.is_empty()).await;
+    let handle = run.bot().connector::<Shell>("shell").expect("typed handle");
+    handle.get().user_typing(true).await?;
+    let before = out.text();
+    assert!(before.ends_with("opsdroid is typing…"), "{before:?}");
+
+    // A skill may reply without turning the indicator off first.
+    handle.send(Message::new("done")).await?;
+    let text = out.text();
+    let written = &text[before.len()..];
+    let blank = " ".repeat("opsdroid is typing…".chars().count());
+    assert_eq!(written, format!("\r{blank}\rdone\nopsdroid> "));
+    assert_eq!(
+        written,
+        format!("{}done\nopsdroid> ", clear_for("opsdroid"))
+    );
 
     drop(input);
     finish_by_itself(run).await;
