@@ -196,10 +196,14 @@ impl Config {
             }
         };
         loader.warn_unknown_keys(&root);
-        let connectors = loader.connectors(root.get("connectors"))?;
+        let mut connectors = loader.connectors(root.get("connectors"))?;
         let skills = loader.skills(root.get("skills"))?;
         let logging = loader.typed::<LoggingConfig>(&root, "logging")?;
         let web = loader.typed::<WebConfig>(&root, "web")?;
+        let shared_web = std::sync::Arc::new(web.clone());
+        for section in &mut connectors {
+            section.web = shared_web.clone();
+        }
         let runtime = loader.typed::<RuntimeConfig>(&root, "runtime")?;
         if runtime.reconnect.initial > runtime.reconnect.max {
             return Err(ConfigError::invalid(
@@ -487,6 +491,7 @@ impl Loader<'_> {
                 raw,
                 path,
                 source: self.source_arc(),
+                web: Default::default(),
             });
         }
         if out.is_empty() {

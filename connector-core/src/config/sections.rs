@@ -86,6 +86,7 @@ pub struct ConnectorSection {
     pub(crate) raw: Mapping,
     pub(crate) path: String,
     pub(crate) source: Arc<Source>,
+    pub(crate) web: Arc<super::WebConfig>,
 }
 
 impl ConnectorSection {
@@ -104,6 +105,7 @@ impl ConnectorSection {
                 text: String::new(),
                 locations: super::locate::LocationMap::build(""),
             }),
+            web: Default::default(),
         }
     }
 
@@ -115,6 +117,18 @@ impl ConnectorSection {
     /// A string setting, for connectors that need just one or two values.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.raw.get(key).and_then(Value::as_str)
+    }
+
+    /// The configuration's `web:` section (host and port), for connectors that serve HTTP,
+    /// such as the websocket connector.
+    pub fn web(&self) -> &super::WebConfig {
+        &self.web
+    }
+
+    /// Replaces the `web:` settings this section sees (for sections built in code).
+    pub fn with_web(mut self, web: super::WebConfig) -> Self {
+        self.web = Arc::new(web);
+        self
     }
 
     /// Any setting by key.
