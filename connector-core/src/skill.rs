@@ -368,6 +368,8 @@ pub fn regex_score(expression: &str, factor: f64) -> f64 {
 /// The enabled skills, compiled, in registration order.
 pub(crate) struct Skills {
     skills: Vec<CompiledSkill>,
+    /// Shared by every plan without regex groups, so planning allocates no empty list.
+    no_groups: Arc<[Option<String>]>,
 }
 
 /// One skill chosen for one event.
@@ -428,7 +430,10 @@ impl Skills {
             }
             compiled.push(c);
         }
-        Ok(Self { skills: compiled })
+        Ok(Self {
+            skills: compiled,
+            no_groups: Arc::from(Vec::new()),
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -439,7 +444,7 @@ impl Skills {
     /// regex, else catch-all.
     pub(crate) fn plan(&self, event: &AnyEvent) -> Vec<Planned> {
         let mut planned = Vec::new();
-        let no_groups: Arc<[Option<String>]> = Arc::from(Vec::new());
+        let no_groups = &self.no_groups;
         let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event));
         for (index, s) in self.skills.iter().enumerate() {
             if s.always && allowed(s) {
