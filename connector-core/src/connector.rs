@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use serde::de::DeserializeOwned;
 
 use crate::bot::Bot;
-use crate::config::{ConfigError, ConnectorSection};
+use crate::config::{ConfigError, ConnectorSection, WebConfig};
 use crate::error::{ConnectorError, SendError};
 use crate::event::{AnyEvent, Event, EventKind};
 use crate::events::Typing;
@@ -48,6 +48,8 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     fn bot_name(&self) -> &str;
     /// Whether this instance was marked `default: true`.
     fn is_default(&self) -> bool;
+    /// The configuration's `web:` section (host and port), for connectors that serve HTTP.
+    fn web(&self) -> &WebConfig;
 }
 
 /// The connection life cycle and dynamic sending. Implemented by `#[connector]` on the
@@ -147,6 +149,7 @@ pub struct ConnectorState<C> {
     default_target: RwLock<Option<Arc<str>>>,
     bot_name: String,
     is_default: bool,
+    web: Arc<WebConfig>,
 }
 
 impl<C: DeserializeOwned> ConnectorState<C> {
@@ -164,6 +167,7 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             default_target: RwLock::new(default_target),
             bot_name: section.get_str("bot-name").unwrap_or("opsdroid").to_owned(),
             is_default: section.is_default,
+            web: section.web.clone(),
         })
     }
 }
@@ -213,6 +217,10 @@ impl<C> ConnectorState<C> {
     /// Whether this instance is the default connector.
     pub fn is_default(&self) -> bool {
         self.is_default
+    }
+    /// The `web:` section (host and port).
+    pub fn web(&self) -> &WebConfig {
+        &self.web
     }
 }
 

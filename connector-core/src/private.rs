@@ -4,7 +4,7 @@
 //! namespace.
 
 pub use crate::bot::Bot;
-pub use crate::config::{ConfigError, ConnectorSection};
+pub use crate::config::{ConfigError, ConnectorSection, WebConfig};
 pub use crate::connector::{
     BoxFuture, Connector, ConnectorInfo, ConnectorState, DynConnector, Supports,
 };

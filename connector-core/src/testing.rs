@@ -197,6 +197,9 @@ impl ConnectorInfo for MemoryConnector {
     fn is_default(&self) -> bool {
         self.state.is_default()
     }
+    fn web(&self) -> &crate::config::WebConfig {
+        self.state.web()
+    }
 }
 
 impl Connector for MemoryConnector {

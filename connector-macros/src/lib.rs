@@ -115,7 +115,7 @@ use proc_macro::TokenStream;
 ///                 sent: Default::default(),
 ///             })
 ///         }
-///         // name, config, configuration, default_target, bot_name, is_default:
+///         // name, config, configuration, default_target, bot_name, is_default, web:
 ///         // read from `self.__connector`
 ///     }
 /// };

@@ -1,8 +1,9 @@
-//! Real connectors built on connector-core, the example bot's skills, and the builder the
+//! Real connectors built on connector-core (shell, websocket), the example bot's skills, and the builder the
 //! `bot` binary runs.
 
 pub mod shell;
 pub mod skills;
+pub mod websocket;
 
 use connector_core::BotBuilder;
 
@@ -14,6 +15,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-configuration.yaml");
 pub fn builder() -> BotBuilder {
     BotBuilder::new()
         .connector::<shell::Shell>()
+        .connector::<websocket::Websocket>()
         .skill(skills::hello())
         .skill(skills::echo())
 }

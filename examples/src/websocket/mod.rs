@@ -1,0 +1,245 @@
+//! The websocket connector: opsdroid's websocket protocol, byte for byte, so opsdroid's web
+//! and desktop clients work unchanged; without opsdroid's bugs.
+//!
+//! # Configuration
+//!
+//! ```yaml
+//! connectors:
+//!   websocket:
+//!     max-connections: 10
+//!     token: ${WEBSOCKET_TOKEN}
+//! web: {host: 127.0.0.1, port: 8080}   # where it serves (opsdroid's 0.0.0.0 only when asked)
+//! ```
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `bot-name` | `opsdroid` | the bot's name; frames whose `user` is this are the bot's own and ignored (`runtime.ignore-own-messages`) |
+//! | `max-connections` | `10` | reservations plus open sockets; a POST beyond it gets 429 |
+//! | `connection-timeout` | `60` | seconds a reservation stays valid; older ones get 408 and free their slot |
+//! | `token` | none | when set, `POST` needs the header `Authorization: <token>` exactly (not `Bearer <token>`), else 401 |
+//! | `max-frame-size` | `65536` | largest client frame or message, in bytes; larger ones close the socket with 1009 |
+//! | `send-queue` | `128` | frames queued per socket; a client that lets it fill up is closed with 1008 |
+//!
+//! # Protocol
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /connector/websocket` | 200 `{"socket": "<id>"}` (`text/plain; charset=utf-8`, `Access-Control-Allow-Origin: *`) |
+//! | … with a missing or wrong token | 401 `401: Unauthorized` |
+//! | … with every slot taken, or once shutdown began | 429 `"No connections available"` (quotes included; with the CORS header) |
+//! | `GET /connector/websocket/{id}` with a websocket upgrade | 101; the reservation is used up |
+//! | … unknown or already used id | 400 `"Please request a socket first"` |
+//! | … reservation older than `connection-timeout` | 408 `"Socket request timed out"` |
+//! | … valid id but no websocket upgrade | 426 `"Expected a websocket upgrade"` (the reservation is kept) |
+//! | `OPTIONS /connector/websocket` | 200, the CORS preflight a browser sends before a POST with a token |
+//! | another method on either path | 405 `405: Method Not Allowed`; any other path: 404 `404: Not Found` |
+//!
+//! Socket ids are 128 random bits from the operating system, written like a uuid.
+//!
+//! **Client frames.** A text frame that is a JSON object (`{"message": "hi", "user": "bob",
+//! "socket": "<id>"}`) gives a `Message` with `message` as its text and `user` as its user;
+//! the object is kept as `raw_event`. Everything else is the text, whole: plain text, JSON
+//! that is not an object (`42`, `["x"]`, `"str"`, `null`), and an object whose `message` is
+//! missing or not a string. The message's target is always the socket the frame arrived on:
+//! a `socket` field naming another socket does not redirect the reply (opsdroid's sends
+//! replies to a frame without one to the oldest socket). A binary frame closes the socket
+//! with 1003 ("binary frames are not supported; send text"); a frame or message over
+//! `max-frame-size` with 1009. Pings are answered.
+//!
+//! **Replies.** A `Message` is sent as a raw text frame (its text, no envelope) to the socket
+//! its target names. No target, or a socket that is not open, is an error for the sender.
+//! Each socket has its own bounded queue and writer, so a slow client never stalls the
+//! others: when its queue is full it is closed with 1008 and the send fails.
+//!
+//! **Typing.** opsdroid's clients have no typing indicator and show every text frame, so a
+//! `Typing` event is sent as a websocket **ping** whose payload is `typing:on` or
+//! `typing:off`. Browsers and opsdroid's clients answer pings by themselves and never show
+//! them; a client that wants an indicator can read the ping payload.
+//!
+//! **Shutdown.** POSTs get 429, every socket is closed with 1001 `Server shutdown` (after what
+//! is already queued for it), and the server stops. A client that vanishes without a closing
+//! handshake frees its slot as soon as its connection ends.
+//!
+//! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
+//! and allocates its write buffer only when it has something to send.
+
+mod registry;
+mod server;
+mod socket;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use connector_core::prelude::*;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use self::registry::{PushError, SHUTDOWN, SocketId};
+use self::server::{Server, Settings};
+
+/// The websocket connector's configuration section (see the [module docs](self)).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebsocketConfig {
+    /// The bot's name (default `opsdroid`).
+    #[serde(default = "default_bot_name")]
+    pub bot_name: String,
+    /// Reservations plus open sockets allowed at once (default 10).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a reservation stays valid (default 60).
+    #[serde(default = "default_connection_timeout")]
+    pub connection_timeout: u64,
+    /// The `Authorization` header value a POST must carry, when set.
+    #[serde(default)]
+    pub token: Option<Secret<String>>,
+    /// Largest client frame or message in bytes (default 65536).
+    #[serde(default = "default_max_frame_size")]
+    pub max_frame_size: usize,
+    /// Frames queued per socket before a slow client is closed (default 128).
+    #[serde(default = "default_send_queue")]
+    pub send_queue: usize,
+}
+
+fn default_bot_name() -> String {
+    "opsdroid".to_owned()
+}
+fn default_max_connections() -> usize {
+    10
+}
+fn default_connection_timeout() -> u64 {
+    60
+}
+fn default_max_frame_size() -> usize {
+    64 * 1024
+}
+fn default_send_queue() -> usize {
+    128
+}
+
+/// The websocket connector (see the [module docs](self)).
+#[connector(name = "websocket", config = WebsocketConfig)]
+pub struct Websocket {
+    server: OnceLock<Arc<Server>>,
+    listener: Mutex<Option<TcpListener>>,
+    local_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Websocket {
+    /// The address the server is bound to, once `connect` has run (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.local_addr)
+    }
+
+    fn server(&self) -> &Arc<Server> {
+        self.server.get_or_init(|| {
+            let config = self.config();
+            let settings = Settings {
+                max_connections: config.max_connections,
+                token: config
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose().as_bytes().to_vec().into_boxed_slice()),
+                max_frame_size: config.max_frame_size,
+                send_queue: config.send_queue,
+            };
+            Arc::new(Server::new(
+                settings,
+                Duration::from_secs(config.connection_timeout),
+            ))
+        })
+    }
+
+    /// Queues `frame` for the socket `target` names.
+    fn push(&self, target: Option<&str>, frame: Frame) -> Result<()> {
+        let target = target.ok_or("websocket: the event has no target socket")?;
+        let server = self.server.get().ok_or("websocket: not connected")?;
+        let pushed = SocketId::parse(target)
+            .and_then(|id| server.registry.with(id, |outbox| outbox.push(frame)));
+        match pushed {
+            Some(Ok(())) => Ok(()),
+            Some(Err(PushError::Full)) => Err(format!(
+                "websocket: socket {target} is not reading its messages; it is being closed"
+            )
+            .into()),
+            Some(Err(PushError::Closed)) | None => {
+                Err(format!("websocket: no open socket {target}").into())
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+#[connector]
+impl Websocket {
+    /// Binds `web.host:web.port`; a port in use is a connect error (retried with backoff).
+    async fn connect(&self) -> Result<()> {
+        let server = self.server();
+        let web = self.web();
+        let listener = TcpListener::bind((web.host.as_str(), web.port))
+            .await
+            .map_err(|e| format!("websocket: cannot listen on {}:{}: {e}", web.host, web.port))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(address = %addr, "websocket connector listening");
+        *lock(&self.local_addr) = Some(addr);
+        *lock(&self.listener) = Some(listener);
+        server.tasks.reopen();
+        Ok(())
+    }
+
+    /// Serves HTTP and the sockets until the bot shuts down.
+    async fn listen(&self, bot: &Bot) -> Result<()> {
+        let listener = lock(&self.listener)
+            .take()
+            .ok_or("websocket: listen called before connect")?;
+        self.server().clone().serve(listener, bot.clone()).await;
+        Ok(())
+    }
+
+    /// Sends the text as a raw text frame to the socket the message targets.
+    #[register_event(Message)]
+    async fn send_message(&self, message: &Message) -> Result<()> {
+        let frame = Frame::Text(message.text.clone().into());
+        self.push(message.meta.target.as_deref(), frame)
+    }
+
+    /// Sends a ping with payload `typing:on` or `typing:off` (clients answer and never show it).
+    #[register_event(Typing)]
+    async fn send_typing(&self, typing: &Typing) -> Result<()> {
+        let payload: &'static [u8] = if typing.trigger {
+            b"typing:on"
+        } else {
+            b"typing:off"
+        };
+        self.push(
+            typing.meta.target.as_deref(),
+            Frame::Ping(Bytes::from_static(payload)),
+        )
+    }
+
+    /// Stops accepting, closes every socket with 1001 "Server shutdown", stops the server.
+    async fn disconnect(&self) -> Result<()> {
+        let Some(server) = self.server.get() else {
+            return Ok(());
+        };
+        server.accepting.store(false, Ordering::SeqCst);
+        server.stop.cancel();
+        for outbox in server.registry.all() {
+            outbox.close(SHUTDOWN);
+        }
+        lock(&self.listener).take();
+        server.tasks.close();
+        server.tasks.wait().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,419 @@
+//! Socket ids, reservations, and the sharded map of open sockets with their outboxes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// A socket id: 128 bits from the operating system's CSPRNG, written like a uuid
+/// (`8-4-4-4-12` lowercase hex) so clients that expect opsdroid's uuid shape keep working.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct SocketId(u128);
+
+impl SocketId {
+    /// A fresh, unguessable id.
+    pub(crate) fn random() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(u128::from_le_bytes(bytes)))
+    }
+
+    /// Parses the uuid-like form; anything else is no id of ours.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 36 {
+            return None;
+        }
+        let mut value: u128 = 0;
+        for (i, &c) in bytes.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let digit = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                _ => return None,
+            };
+            value = (value << 4) | u128::from(digit);
+        }
+        Some(Self(value))
+    }
+}
+
+impl fmt::Display for SocketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Ids are random already: hashing them again would only cost time.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (n as u64) ^ ((n >> 64) as u64);
+    }
+}
+
+type IdMap<V> = HashMap<SocketId, V, BuildHasherDefault<IdHasher>>;
+
+/// Shards of the open-socket map: a reply looks its socket up under a read lock of one shard,
+/// so replies to different sockets do not contend.
+const SHARDS: usize = 16;
+/// How many expired, purged ids are remembered to answer 408 rather than 400.
+const EXPIRED_MEMORY: usize = 4096;
+
+/// Why a socket is being closed by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseReason {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+}
+
+/// Close code and reason on shutdown, as opsdroid sends them.
+pub(crate) const SHUTDOWN: CloseReason = CloseReason {
+    code: 1001,
+    reason: "Server shutdown",
+};
+/// Close code and reason for a client that does not read its replies.
+pub(crate) const SLOW_CLIENT: CloseReason = CloseReason {
+    code: 1008,
+    reason: "send queue full: the client is not reading its messages",
+};
+
+/// Why a frame could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The socket is closing or closed.
+    Closed,
+    /// The queue was full: the socket is now being closed.
+    Full,
+}
+
+/// One socket's bounded outgoing queue, drained by that socket's task.
+pub(crate) struct Outbox {
+    state: Mutex<OutState>,
+    /// Frames or a close request are waiting.
+    pub(crate) wake: Notify,
+    /// Stop writing now (the queue overflowed while the writer was blocked).
+    pub(crate) abort: Notify,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct OutState {
+    frames: VecDeque<Frame>,
+    close: Option<CloseReason>,
+    gone: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::new(OutState::default()),
+            wake: Notify::new(),
+            abort: Notify::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Queues a frame for the socket's writer.
+    pub(crate) fn push(&self, frame: Frame) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.gone || state.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        if state.frames.len() >= self.limit {
+            state.close = Some(SLOW_CLIENT);
+            state.frames.clear();
+            drop(state);
+            self.abort.notify_one();
+            self.wake.notify_one();
+            return Err(PushError::Full);
+        }
+        state.frames.push_back(frame);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Asks the writer to close the socket once what is queued is sent.
+    pub(crate) fn close(&self, reason: CloseReason) {
+        let mut state = self.lock();
+        if state.close.is_none() && !state.gone {
+            state.close = Some(reason);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Moves the queued frames into `batch` (swapping buffers, so both keep their
+    /// allocation) and says whether a close was asked for.
+    pub(crate) fn take(&self, batch: &mut VecDeque<Frame>) -> Option<CloseReason> {
+        let mut state = self.lock();
+        std::mem::swap(&mut state.frames, batch);
+        state.close
+    }
+
+    /// The socket's task has ended: later pushes fail at once.
+    pub(crate) fn mark_gone(&self) {
+        let mut state = self.lock();
+        state.gone = true;
+        state.frames = VecDeque::new();
+    }
+}
+
+/// Whether a reservation can be used.
+pub(crate) enum Claim {
+    /// Claimed (the slot now counts as an open socket), or, when only checked, still valid.
+    Ready(Option<SlotGuard>),
+    /// No such reservation, or it was used already.
+    Unknown,
+    /// The reservation was older than `connection-timeout` (it is now dropped).
+    Expired,
+}
+
+#[derive(Default)]
+struct Pending {
+    reserved: IdMap<Instant>,
+    expired: HashSet<SocketId, BuildHasherDefault<IdHasher>>,
+}
+
+/// Reservations and open sockets.
+pub(crate) struct Registry {
+    shards: Box<[RwLock<IdMap<Arc<Outbox>>>]>,
+    open: AtomicUsize,
+    pending: Mutex<Pending>,
+    timeout: Duration,
+}
+
+impl Registry {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            open: AtomicUsize::new(0),
+            pending: Mutex::default(),
+            timeout,
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn shard(&self, id: SocketId) -> &RwLock<IdMap<Arc<Outbox>>> {
+        &self.shards[(id.0 as usize) % SHARDS]
+    }
+
+    /// Reserves a slot, unless reservations plus open sockets already reach `max`. Expired
+    /// reservations are purged first, so they free their slot.
+    pub(crate) fn reserve(&self, max: usize) -> Result<Option<SocketId>, getrandom::Error> {
+        let mut pending = self.pending();
+        let now = Instant::now();
+        let timeout = self.timeout;
+        let Pending { reserved, expired } = &mut *pending;
+        reserved.retain(|id, created| {
+            let keep = now.duration_since(*created) <= timeout;
+            if !keep {
+                if expired.len() >= EXPIRED_MEMORY {
+                    expired.clear();
+                }
+                expired.insert(*id);
+            }
+            keep
+        });
+        if reserved.len() + self.open.load(Ordering::Acquire) >= max {
+            return Ok(None);
+        }
+        let id = SocketId::random()?;
+        reserved.insert(id, now);
+        Ok(Some(id))
+    }
+
+    /// Checks a reservation and, with `take`, claims it: it then works no more, and its slot
+    /// counts as an open socket until the returned guard is dropped.
+    pub(crate) fn claim(self: &Arc<Self>, id: SocketId, take: bool) -> Claim {
+        let mut pending = self.pending();
+        let Some(&created) = pending.reserved.get(&id) else {
+            return if pending.expired.remove(&id) {
+                Claim::Expired
+            } else {
+                Claim::Unknown
+            };
+        };
+        if created.elapsed() > self.timeout {
+            pending.reserved.remove(&id);
+            return Claim::Expired;
+        }
+        if !take {
+            return Claim::Ready(None);
+        }
+        pending.reserved.remove(&id);
+        // Counted before the reservation's lock is released: a concurrent `reserve` sees the
+        // slot either as reserved or as open, never as free.
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Claim::Ready(Some(SlotGuard {
+            registry: self.clone(),
+            id,
+            registered: false,
+        }))
+    }
+
+    /// Runs `f` on the outbox of open socket `id`, under a read lock of its shard.
+    pub(crate) fn with<R>(&self, id: SocketId, f: impl FnOnce(&Outbox) -> R) -> Option<R> {
+        let shard = match self.shard(id).read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        shard.get(&id).map(|outbox| f(outbox))
+    }
+
+    /// Every open socket's outbox.
+    pub(crate) fn all(&self) -> Vec<Arc<Outbox>> {
+        let mut out = Vec::with_capacity(self.open.load(Ordering::Acquire));
+        for shard in self.shards.iter() {
+            let shard = match shard.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            out.extend(shard.values().cloned());
+        }
+        out
+    }
+
+    fn write_shard(&self, id: SocketId) -> std::sync::RwLockWriteGuard<'_, IdMap<Arc<Outbox>>> {
+        match self.shard(id).write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// An open socket's slot: registers its outbox, and frees the slot when dropped (the client
+/// closed, vanished, or the upgrade failed).
+pub(crate) struct SlotGuard {
+    registry: Arc<Registry>,
+    id: SocketId,
+    registered: bool,
+}
+
+impl SlotGuard {
+    pub(crate) fn id(&self) -> SocketId {
+        self.id
+    }
+
+    /// Makes the socket reachable by replies.
+    pub(crate) fn register(&mut self, outbox: Arc<Outbox>) {
+        self.registry.write_shard(self.id).insert(self.id, outbox);
+        self.registered = true;
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if self.registered
+            && let Some(outbox) = self.registry.write_shard(self.id).remove(&self.id)
+        {
+            outbox.mark_gone();
+        }
+        self.registry.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_look_like_uuids() {
+        let id = SocketId::random().unwrap();
+        let text = id.to_string();
+        assert_eq!(text.len(), 36);
+        assert_eq!(text.matches('-').count(), 4);
+        assert_eq!(SocketId::parse(&text), Some(id));
+        assert_eq!(SocketId::parse(&text.to_uppercase()), Some(id));
+        assert_ne!(SocketId::random().unwrap(), id);
+        assert_eq!(SocketId::parse("not-a-real-socket"), None);
+        assert_eq!(
+            SocketId(0x0123_4567_89ab_cdef_0011_2233_4455_6677).to_string(),
+            "01234567-89ab-cdef-0011-223344556677"
+        );
+    }
+
+    #[test]
+    fn slots_count_reservations_and_open_sockets() {
+        let reg = Arc::new(Registry::new(Duration::from_secs(60)));
+        let a = reg.reserve(2).unwrap().unwrap();
+        let _b = reg.reserve(2).unwrap().unwrap();
+        assert!(reg.reserve(2).unwrap().is_none());
+        let Claim::Ready(Some(guard)) = reg.claim(a, true) else {
+            panic!("claim failed")
+        };
+        assert!(matches!(reg.claim(a, true), Claim::Unknown));
+        assert!(reg.reserve(2).unwrap().is_none());
+        drop(guard);
+        assert!(reg.reserve(2).unwrap().is_some());
+    }
+
+    #[test]
+    fn expired_reservations_free_their_slot_and_answer_expired() {
+        let reg = Arc::new(Registry::new(Duration::ZERO));
+        let a = reg.reserve(1).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        // Purged when slots are counted: the slot is free again.
+        let b = reg.reserve(1).unwrap().unwrap();
+        assert!(matches!(reg.claim(a, true), Claim::Expired));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(matches!(reg.claim(b, true), Claim::Expired));
+        assert!(matches!(reg.claim(b, true), Claim::Unknown));
+    }
+
+    #[test]
+    fn a_full_outbox_closes_the_socket() {
+        let outbox = Outbox::new(2);
+        outbox.push(Frame::text("a")).unwrap();
+        outbox.push(Frame::text("b")).unwrap();
+        assert_eq!(outbox.push(Frame::text("c")), Err(PushError::Full));
+        assert_eq!(outbox.push(Frame::text("d")), Err(PushError::Closed));
+        let mut batch = VecDeque::new();
+        assert_eq!(outbox.take(&mut batch), Some(SLOW_CLIENT));
+        assert!(batch.is_empty());
+    }
+}

@@ -1,0 +1,229 @@
+//! One open websocket: its task reads client frames into the bot and writes the frames
+//! queued in its outbox, until the client leaves or the server closes it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_core::prelude::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::registry::{CloseReason, Outbox, SHUTDOWN, SlotGuard};
+
+/// How long a closing handshake may take before the connection is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Close code and reason for a binary frame.
+const BINARY: CloseReason = CloseReason {
+    code: 1003,
+    reason: "binary frames are not supported; send text",
+};
+/// Close code and reason for a frame or message over `max-frame-size`.
+const TOO_BIG: CloseReason = CloseReason {
+    code: 1009,
+    reason: "message too big",
+};
+
+/// How the loop ended.
+enum End {
+    /// The client closed, vanished, or the connection broke: nothing more to say.
+    Gone,
+    /// Close with this code, then wait for the client's close frame.
+    Close(CloseReason),
+    /// Close with this code, then discard what the client still sends (the stream is in
+    /// the middle of a frame and cannot be parsed any more).
+    CloseAndDrain(CloseReason),
+}
+
+/// What a socket's task needs.
+pub(crate) struct Socket {
+    pub(crate) ws: WebSocketStream<TcpStream>,
+    pub(crate) guard: SlotGuard,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) bot: Bot,
+    /// Whether the server still accepts sockets (false once shutdown began).
+    pub(crate) accepting: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Socket {
+    /// Serves the socket until it closes; the slot is freed when this returns.
+    pub(crate) async fn run(self) {
+        let Socket {
+            mut ws,
+            mut guard,
+            outbox,
+            bot,
+            accepting,
+        } = self;
+        let target = guard.id().to_string();
+        guard.register(outbox.clone());
+        // Shutdown may have listed the open sockets just before this one registered.
+        if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+            outbox.close(SHUTDOWN);
+        }
+        tracing::debug!(socket = %target, "websocket connected");
+        let end = serve(&mut ws, &outbox, &bot, &target).await;
+        match end {
+            End::Gone => {}
+            End::Close(reason) => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    if send_close(&mut ws, reason).await.is_ok() {
+                        // Wait for the client's close frame (tungstenite ends the stream then).
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                })
+                .await;
+            }
+            End::CloseAndDrain(reason) => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    if send_close(&mut ws, reason).await.is_ok() {
+                        // Closing a socket with unread input makes the kernel send a reset,
+                        // which can destroy the close frame before the client reads it.
+                        // On the heap: an array here would sit in every socket's future.
+                        let mut sink = vec![0u8; 4096];
+                        while matches!(ws.get_mut().read(&mut sink).await, Ok(n) if n > 0) {}
+                    }
+                })
+                .await;
+            }
+        }
+        tracing::debug!(socket = %target, "websocket closed");
+        drop(guard);
+    }
+}
+
+async fn send_close(
+    ws: &mut WebSocketStream<TcpStream>,
+    reason: CloseReason,
+) -> Result<(), WsError> {
+    ws.send(Frame::Close(Some(CloseFrame {
+        code: CloseCode::from(reason.code),
+        reason: reason.reason.into(),
+    })))
+    .await
+}
+
+/// The socket's loop: outgoing frames first, then the next client frame.
+async fn serve(
+    ws: &mut WebSocketStream<TcpStream>,
+    outbox: &Outbox,
+    bot: &Bot,
+    target: &str,
+) -> End {
+    let mut batch = VecDeque::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = outbox.wake.notified() => {
+                let close = outbox.take(&mut batch);
+                if !batch.is_empty() {
+                    tokio::select! {
+                        biased;
+                        _ = outbox.abort.notified() => return End::Close(super::registry::SLOW_CLIENT),
+                        written = write_batch(ws, &mut batch) => if written.is_err() {
+                            return End::Gone;
+                        },
+                    }
+                }
+                if let Some(reason) = close {
+                    return End::Close(reason);
+                }
+            }
+            incoming = ws.next() => match incoming {
+                Some(Ok(Frame::Text(text))) => bot.parse(to_event(text.as_str(), target)).await,
+                Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
+                // Pings are answered by tungstenite; pongs answer our typing pings; a close
+                // frame is answered by tungstenite and the stream then ends.
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_))) => {}
+                Some(Err(WsError::Capacity(e))) => {
+                    tracing::debug!(socket = %target, error = %e, "frame over max-frame-size");
+                    return End::CloseAndDrain(TOO_BIG);
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(socket = %target, error = %e, "websocket error");
+                    return End::Gone;
+                }
+                None => return End::Gone,
+            },
+        }
+    }
+}
+
+/// Writes every queued frame, then flushes once.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    batch: &mut VecDeque<Frame>,
+) -> Result<(), WsError> {
+    while let Some(frame) = batch.pop_front() {
+        ws.feed(frame).await?;
+    }
+    ws.flush().await
+}
+
+/// A client frame as a `Message` whose target is always the socket it arrived on.
+///
+/// A frame that is a JSON object (it starts with `{` after optional whitespace, and parses)
+/// gives `message` as the text when it is a string, `user` when it is a string, and keeps the
+/// object as `raw_event`; a `socket` field is ignored for routing. Anything else (plain text,
+/// JSON that is not an object, an object whose `message` is missing or not a string) is taken
+/// as text, whole.
+pub(crate) fn to_event(frame: &str, target: &str) -> Message {
+    if frame.trim_start().starts_with('{')
+        && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(frame)
+    {
+        let text = match object.get("message") {
+            Some(Value::String(s)) => s.clone(),
+            _ => frame.to_owned(),
+        };
+        let mut message = Message::new(text).target(target);
+        if let Some(Value::String(user)) = object.get("user") {
+            message = message.user(user.clone());
+        }
+        return message.raw_event(Value::Object(object));
+    }
+    Message::new(frame).target(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_become_messages_for_their_own_socket() {
+        let m = to_event("hello", "A");
+        assert_eq!(
+            (m.text.as_str(), m.meta.target.as_deref()),
+            ("hello", Some("A"))
+        );
+        assert!(m.meta.user.is_none() && m.meta.raw_event.is_none());
+
+        let m = to_event(r#" {"message": "hi", "user": "bob", "socket": "B"}"#, "A");
+        assert_eq!(m.text, "hi");
+        assert_eq!(m.meta.user.as_deref(), Some("bob"));
+        assert_eq!(m.meta.target.as_deref(), Some("A"));
+        assert_eq!(m.meta.raw_event.as_ref().unwrap()["socket"], "B");
+
+        for frame in [
+            "42",
+            r#"["x"]"#,
+            r#""str""#,
+            "null",
+            "{not json",
+            r#"{"message": 5}"#,
+        ] {
+            let m = to_event(frame, "A");
+            assert_eq!(m.text, frame);
+            assert_eq!(m.meta.target.as_deref(), Some("A"));
+        }
+        let m = to_event(r#"{"user": 7}"#, "A");
+        assert!(m.meta.user.is_none());
+    }
+}

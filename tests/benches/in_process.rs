@@ -1,0 +1,108 @@
+//! The in-process path, one round trip per iteration: a connector hands a message to the bot
+//! (parse), the echo skill matches and responds, and the reply is dispatched back through the
+//! connector's `send`. A [`MemoryConnector`] stands in for the chat service.
+//!
+//! `cargo bench -p connector-tests --bench in_process`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use connector_core::prelude::*;
+use connector_core::testing::{MemoryConnector, fast_runtime};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot};
+
+/// A running bot with one memory connector and the given skills.
+struct Harness {
+    remote: connector_core::testing::MemoryRemote,
+    sent: mpsc::UnboundedReceiver<AnyEvent>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn start(rt: &Runtime, skills: Vec<Skill>) -> Harness {
+    let (chat, remote) = MemoryConnector::new("chat");
+    let mut builder = BotBuilder::new().instance(chat).runtime(fast_runtime());
+    for skill in skills {
+        builder = builder.skill(skill);
+    }
+    let runner = builder.build_bare().expect("the bot builds");
+    let sent = remote.take_sent().expect("the sent queue");
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    rt.spawn(runner.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    Harness {
+        remote,
+        sent,
+        stop: Some(stop),
+    }
+}
+
+impl Harness {
+    /// Injects `text` and waits for the reply the bot sends back.
+    async fn round_trip(&mut self, text: &str) -> AnyEvent {
+        self.remote
+            .inject(Message::new(text).user("ann").target("lobby"));
+        tokio::time::timeout(Duration::from_secs(5), self.sent.recv())
+            .await
+            .expect("a reply within 5 s")
+            .expect("the bot is running")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn echo() -> Skill {
+    Skill::new("echo", |ctx: SkillContext| async move {
+        let text = ctx.text().to_owned();
+        ctx.respond(text).await
+    })
+    .catchall_messages()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("in_process");
+    for (name, rt) in [
+        (
+            "echo_round_trip/current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+        ),
+        (
+            "echo_round_trip/multi_thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+        ),
+    ] {
+        let mut harness = start(&rt, vec![echo()]);
+        let reply = rt.block_on(harness.round_trip("hello"));
+        assert_eq!(reply.text(), Some("hello"));
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(async { black_box(harness.round_trip("hello").await) }))
+        });
+        drop(harness);
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,618 @@
+//! The websocket connector over real sockets: a bot runs in-process on a free port, and the
+//! tests speak opsdroid's protocol to it with raw HTTP/1.1 (for byte-level checks of status
+//! lines, headers and bodies) and tokio-tungstenite (the websocket client).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use connector_core::prelude::*;
+use connector_core::testing::{TestBot, TestRun};
+use connector_examples::websocket::Websocket;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous limit that only keeps a broken test from hanging.
+const LIMIT: Duration = Duration::from_secs(10);
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A bot with the websocket connector on a free port of 127.0.0.1.
+struct Server {
+    run: TestRun,
+    addr: SocketAddr,
+}
+
+fn skills() -> Vec<Skill> {
+    vec![
+        Skill::new("echo", |ctx: SkillContext| async move {
+            let text = ctx.text().to_owned();
+            ctx.respond(text).await
+        })
+        .catchall_messages(),
+        Skill::new("whoami", |ctx: SkillContext| async move {
+            let user = ctx.event().meta().user.clone();
+            ctx.respond(format!("user={}", user.as_deref().unwrap_or("none")))
+                .await
+        })
+        .regex("^whoami$"),
+        Skill::new("typing", |ctx: SkillContext| async move {
+            ctx.respond(Typing::new(true)).await?;
+            ctx.respond("typed").await
+        })
+        .regex("^typing$"),
+    ]
+}
+
+/// Starts a bot whose `connectors.websocket` section is `section` (a YAML flow mapping).
+async fn start(section: &str) -> anyhow::Result<Server> {
+    let yaml = format!("connectors:\n  websocket: {section}\nweb: {{host: 127.0.0.1, port: 0}}\n");
+    let config = Config::from_str(&yaml, "t.yaml")?;
+    let connector = Websocket::from_section(config.connector("websocket").expect("section"))?;
+    let mut bot = TestBot::new();
+    for skill in skills() {
+        bot = bot.skill(skill);
+    }
+    let run = bot.connector(connector).start()?;
+    let handle = run
+        .bot()
+        .connector::<Websocket>("websocket")
+        .expect("the websocket connector");
+    let addr = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(addr) = handle.get().local_addr() {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await?;
+    Ok(Server { run, addr })
+}
+
+/// An HTTP response, as bytes on the wire.
+#[derive(Debug)]
+struct Reply {
+    status_line: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` verbatim and reads one response (headers, then `Content-Length` bytes).
+async fn http(addr: SocketAddr, request: &str) -> anyhow::Result<Reply> {
+    tokio::time::timeout(LIMIT, async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed before the response head");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8(buf[..head_end].to_vec())?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse())
+            .transpose()?
+            .unwrap_or(0);
+        let mut body = buf[head_end + 4..].to_vec();
+        while body.len() < length {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed before the end of the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Ok(Reply {
+            status_line,
+            headers,
+            body: String::from_utf8(body)?,
+        })
+    })
+    .await?
+}
+
+async fn post(addr: SocketAddr, authorization: Option<&str>) -> anyhow::Result<Reply> {
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    http(
+        addr,
+        &format!(
+            "POST /connector/websocket HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await
+}
+
+/// A raw websocket upgrade request for `id`, for checking refusals byte by byte.
+async fn raw_upgrade(addr: SocketAddr, id: &str) -> anyhow::Result<Reply> {
+    http(
+        addr,
+        &format!(
+            "GET /connector/websocket/{id} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
+    )
+    .await
+}
+
+/// The socket id from a 200 reply's body, checking its exact shape.
+fn socket_of(reply: &Reply) -> String {
+    assert_eq!(reply.status_line, "HTTP/1.1 200 OK", "{reply:?}");
+    let id = reply
+        .body
+        .strip_prefix(r#"{"socket": ""#)
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("unexpected body {:?}", reply.body));
+    assert_eq!(id.len(), 36, "uuid-shaped id: {id}");
+    id.to_owned()
+}
+
+async fn reserve(addr: SocketAddr) -> anyhow::Result<String> {
+    Ok(socket_of(&post(addr, None).await?))
+}
+
+async fn connect(addr: SocketAddr, id: &str) -> anyhow::Result<Client> {
+    let url = format!("ws://{addr}/connector/websocket/{id}");
+    let (ws, response) =
+        tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(url)).await??;
+    assert_eq!(response.status(), 101);
+    Ok(ws)
+}
+
+/// Reserves and connects.
+async fn client(addr: SocketAddr) -> anyhow::Result<Client> {
+    let id = reserve(addr).await?;
+    connect(addr, &id).await
+}
+
+/// The next frame that is not a pong, failing after [`LIMIT`].
+async fn next(ws: &mut Client) -> Frame {
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next()).await {
+            Ok(Some(Ok(Frame::Pong(_)))) => continue,
+            Ok(Some(Ok(frame))) => return frame,
+            Ok(other) => panic!("the connection ended: {other:?}"),
+            Err(_) => panic!("no frame within {LIMIT:?}"),
+        }
+    }
+}
+
+async fn next_text(ws: &mut Client) -> String {
+    match next(ws).await {
+        Frame::Text(t) => t.as_str().to_owned(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+async fn expect_close(ws: &mut Client, code: u16, reason: &str) {
+    match next(ws).await {
+        Frame::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), code, "close code");
+            assert_eq!(frame.reason.as_str(), reason, "close reason");
+        }
+        other => panic!("expected close {code}, got {other:?}"),
+    }
+}
+
+/// POSTs until one succeeds (a slot being freed), failing after [`LIMIT`].
+async fn reserve_eventually(addr: SocketAddr) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let reply = post(addr, None).await?;
+        if reply.status_line == "HTTP/1.1 200 OK" {
+            return Ok(socket_of(&reply));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never freed: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- POST /connector/websocket ---------------------------------------------------------
+
+#[tokio::test]
+async fn post_returns_a_socket_id_as_text_plain_with_cors() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let reply = post(server.addr, None).await?;
+    socket_of(&reply);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    // Two reservations get different ids.
+    assert_ne!(reserve(server.addr).await?, reserve(server.addr).await?);
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_exactly() -> anyhow::Result<()> {
+    let server = start("{token: s3cret}").await?;
+    for auth in [
+        None,
+        Some("wrong"),
+        Some("Bearer s3cret"),
+        Some("s3cre"),
+        Some("s3cret2"),
+    ] {
+        let reply = post(server.addr, auth).await?;
+        assert_eq!(reply.status_line, "HTTP/1.1 401 Unauthorized", "{auth:?}");
+        assert_eq!(reply.body, "401: Unauthorized");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(reply.header("access-control-allow-origin"), None);
+    }
+    let reply = post(server.addr, Some("s3cret")).await?;
+    let id = socket_of(&reply);
+    // The id is the capability: the upgrade itself needs no token.
+    let mut ws = connect(server.addr, &id).await?;
+    ws.send(Frame::text("with token")).await?;
+    assert_eq!(next_text(&mut ws).await, "with token");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_connections_counts_reservations_and_sockets() -> anyhow::Result<()> {
+    let server = start("{max-connections: 2}").await?;
+    let _ws = client(server.addr).await?; // an open socket
+    let _reserved = reserve(server.addr).await?; // a reservation
+    let reply = post(server.addr, None).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 429 Too Many Requests");
+    assert_eq!(reply.body, r#""No connections available""#);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_get_opsdroids_answers() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let addr = server.addr;
+    let reply = http(
+        addr,
+        &format!(
+            "POST /connector/websocket/ HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        ),
+    )
+    .await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 404 Not Found");
+    assert_eq!(reply.body, "404: Not Found");
+    let reply = http(
+        addr,
+        &format!("GET /connector/websocket HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
+    .await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(reply.body, "405: Method Not Allowed");
+    let reply = http(
+        addr,
+        &format!(
+            "OPTIONS /connector/websocket HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://x\r\nAccess-Control-Request-Method: POST\r\n\r\n"
+        ),
+    )
+    .await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+// ---- GET /connector/websocket/{id} -----------------------------------------------------
+
+#[tokio::test]
+async fn unknown_and_reused_ids_get_400() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    for id in ["00000000-0000-0000-0000-000000000000", "not-a-socket"] {
+        let reply = raw_upgrade(server.addr, id).await?;
+        assert_eq!(reply.status_line, "HTTP/1.1 400 Bad Request", "{id}");
+        assert_eq!(reply.body, r#""Please request a socket first""#);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+    let id = reserve(server.addr).await?;
+    let _ws = connect(server.addr, &id).await?;
+    let reply = raw_upgrade(server.addr, &id).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 400 Bad Request");
+    assert_eq!(reply.body, r#""Please request a socket first""#);
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_reservation_gets_408_and_is_dropped() -> anyhow::Result<()> {
+    let server = start("{connection-timeout: 1}").await?;
+    let id = reserve(server.addr).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reply = raw_upgrade(server.addr, &id).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 408 Request Timeout");
+    assert_eq!(reply.body, r#""Socket request timed out""#);
+    let reply = raw_upgrade(server.addr, &id).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 400 Bad Request");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unclaimed_reservations_expire_and_free_their_slot() -> anyhow::Result<()> {
+    let server = start("{max-connections: 1, connection-timeout: 1}").await?;
+    let stale = reserve(server.addr).await?;
+    let reply = post(server.addr, None).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 429 Too Many Requests");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = reserve(server.addr).await?;
+    // The purged reservation still answers 408, and the fresh one works.
+    let reply = raw_upgrade(server.addr, &stale).await?;
+    assert_eq!(reply.status_line, "HTTP/1.1 408 Request Timeout");
+    let mut ws = connect(server.addr, &fresh).await?;
+    ws.send(Frame::text("fresh")).await?;
+    assert_eq!(next_text(&mut ws).await, "fresh");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+// ---- frames ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn plain_text_and_json_frames_are_answered_on_their_own_socket() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let mut ws = client(server.addr).await?;
+    ws.send(Frame::text("plain words")).await?;
+    assert_eq!(next_text(&mut ws).await, "plain words");
+    ws.send(Frame::text(r#"{"message": "json words", "user": "bob"}"#))
+        .await?;
+    assert_eq!(next_text(&mut ws).await, "json words");
+    ws.send(Frame::text(r#"  {"message": "whoami", "user": "bob"}"#))
+        .await?;
+    assert_eq!(next_text(&mut ws).await, "user=bob");
+    ws.send(Frame::text("whoami")).await?;
+    assert_eq!(next_text(&mut ws).await, "user=none");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn non_object_json_is_text_and_leaks_no_slot() -> anyhow::Result<()> {
+    let server = start("{max-connections: 1}").await?;
+    let mut ws = client(server.addr).await?;
+    for frame in [
+        "42",
+        r#"["x"]"#,
+        r#""str""#,
+        "null",
+        r#"{"message": 5}"#,
+        r#"{"user": "bob"}"#,
+        "{not json",
+    ] {
+        ws.send(Frame::text(frame)).await?;
+        assert_eq!(next_text(&mut ws).await, frame);
+    }
+    ws.close(None).await?;
+    drop(ws);
+    let mut ws = connect(server.addr, &reserve_eventually(server.addr).await?).await?;
+    ws.send(Frame::text("again")).await?;
+    assert_eq!(next_text(&mut ws).await, "again");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+/// Each client sends `count` frames (plain, JSON, and JSON naming another client's socket),
+/// all at once, then must get exactly its own replies, in order, and nothing else.
+async fn conversation(
+    mut ws: Client,
+    me: usize,
+    other_socket: String,
+    count: usize,
+) -> anyhow::Result<()> {
+    let mut expected = Vec::new();
+    for j in 0..count {
+        let text = format!("client {me} message {j}");
+        let frame = match j % 3 {
+            0 => text.clone(),
+            1 => format!(r#"{{"message": "{text}", "user": "u{me}"}}"#),
+            _ => format!(r#"{{"message": "{text}", "user": "u{me}", "socket": "{other_socket}"}}"#),
+        };
+        ws.send(Frame::text(frame)).await?;
+        expected.push(text);
+    }
+    for want in expected {
+        assert_eq!(next_text(&mut ws).await, want, "client {me}");
+    }
+    // Nothing else arrives (a misrouted reply from another client would).
+    ws.send(Frame::text(format!("client {me} last"))).await?;
+    assert_eq!(next_text(&mut ws).await, format!("client {me} last"));
+    ws.close(None).await?;
+    Ok(())
+}
+
+async fn concurrent_clients(n: usize) -> anyhow::Result<()> {
+    let server = start("{max-connections: 100}").await?;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(reserve(server.addr).await?);
+    }
+    let mut clients = Vec::new();
+    for id in &ids {
+        clients.push(connect(server.addr, id).await?);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, ws) in clients.into_iter().enumerate() {
+        let other = ids[(i + 1) % n].clone();
+        tasks.spawn(conversation(ws, i, other, 30));
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_clients_each_get_exactly_their_own_replies() -> anyhow::Result<()> {
+    concurrent_clients(2).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_clients_each_get_exactly_their_own_replies() -> anyhow::Result<()> {
+    concurrent_clients(50).await
+}
+
+#[tokio::test]
+async fn an_oversize_frame_closes_with_1009() -> anyhow::Result<()> {
+    let server = start("{max-frame-size: 1024}").await?;
+    let mut ws = client(server.addr).await?;
+    ws.send(Frame::text("x".repeat(1024))).await?;
+    assert_eq!(next_text(&mut ws).await.len(), 1024);
+    ws.send(Frame::text("y".repeat(4000))).await?;
+    expect_close(&mut ws, 1009, "message too big").await;
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_binary_frame_closes_with_1003() -> anyhow::Result<()> {
+    let server = start("{max-connections: 1}").await?;
+    let mut ws = client(server.addr).await?;
+    ws.send(Frame::binary(vec![1u8, 2, 3])).await?;
+    expect_close(&mut ws, 1003, "binary frames are not supported; send text").await;
+    drop(ws);
+    reserve_eventually(server.addr).await?;
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn typing_arrives_as_a_ping() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let mut ws = client(server.addr).await?;
+    ws.send(Frame::text("typing")).await?;
+    match next(&mut ws).await {
+        Frame::Ping(payload) => assert_eq!(&payload[..], b"typing:on"),
+        other => panic!("expected a ping, got {other:?}"),
+    }
+    assert_eq!(next_text(&mut ws).await, "typed");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+// ---- lifecycle ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_socket_with_1001() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut ws = client(server.addr).await?;
+        ws.send(Frame::text("before shutdown")).await?;
+        assert_eq!(next_text(&mut ws).await, "before shutdown");
+        clients.push(ws);
+    }
+    let addr = server.addr;
+    let shutdown = tokio::spawn(server.run.shutdown());
+    for ws in &mut clients {
+        expect_close(ws, 1001, "Server shutdown").await;
+    }
+    tokio::time::timeout(LIMIT, shutdown).await???;
+    // The server is gone.
+    assert!(TcpStream::connect(addr).await.is_err() || post(addr, None).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_vanished_client_frees_its_slot() -> anyhow::Result<()> {
+    let server = start("{max-connections: 1}").await?;
+    let mut ws = client(server.addr).await?;
+    ws.send(Frame::text("mid-conversation")).await?;
+    assert_eq!(next_text(&mut ws).await, "mid-conversation");
+    // Drop the TCP connection without a closing handshake.
+    drop(ws);
+    let mut ws = connect(server.addr, &reserve_eventually(server.addr).await?).await?;
+    ws.send(Frame::text("next client")).await?;
+    assert_eq!(next_text(&mut ws).await, "next client");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sends_without_an_open_target_socket_fail() -> anyhow::Result<()> {
+    let server = start("{}").await?;
+    let bot = server.run.bot().clone();
+    let no_target = bot.send(Message::new("x").connector("websocket")).await;
+    assert!(no_target.is_err(), "{no_target:?}");
+    let unknown = bot
+        .send(
+            Message::new("x")
+                .connector("websocket")
+                .target("00000000-0000-0000-0000-000000000000"),
+        )
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    let garbage = bot
+        .send(Message::new("x").connector("websocket").target("lobby"))
+        .await;
+    assert!(garbage.is_err(), "{garbage:?}");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_example_builder_serves_websocket_configurations() -> anyhow::Result<()> {
+    let config = Config::from_str(
+        "connectors:\n  websocket: {max-connections: 3, token: t}\nweb: {port: 0}\n",
+        "configuration.yaml",
+    )?;
+    let runner = connector_examples::builder().build(&config)?;
+    let bot = runner.bot();
+    let task = tokio::spawn(runner.run_until(std::future::pending()));
+    let handle = bot.connector::<Websocket>("websocket").expect("registered");
+    let addr = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(addr) = handle.get().local_addr() {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await?;
+    assert!(addr.ip().is_loopback(), "binds 127.0.0.1 by default");
+    let mut ws = connect(addr, &socket_of(&post(addr, Some("t")).await?)).await?;
+    ws.send(Frame::text("from the bot binary's builder"))
+        .await?;
+    assert_eq!(next_text(&mut ws).await, "from the bot binary's builder");
+    bot.shutdown();
+    tokio::time::timeout(LIMIT, task).await???;
+    Ok(())
+}
