@@ -35,7 +35,6 @@ pub struct Bot {
 
 pub(crate) struct BotInner {
     pub(crate) connectors: Vec<Arc<dyn DynConnector>>,
-    by_name: HashMap<String, usize>,
     default_connector: Option<usize>,
     skills: Skills,
     router: Router,
@@ -52,11 +51,6 @@ impl Bot {
         runtime: RuntimeConfig,
         observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     ) -> Self {
-        let by_name = connectors
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.dyn_name().to_owned(), i))
-            .collect();
         let default_connector = connectors
             .iter()
             .position(|c| c.dyn_is_default())
@@ -64,7 +58,6 @@ impl Bot {
         Bot {
             inner: Arc::new(BotInner {
                 connectors,
-                by_name,
                 default_connector,
                 skills,
                 router: Router::default(),
@@ -120,11 +113,9 @@ impl Bot {
             .is_some_and(|c| !c.dyn_bot_name().is_empty() && c.dyn_bot_name() == user)
     }
 
+    /// A bot has a handful of connectors: comparing names beats hashing one per event.
     fn find(&self, name: &str) -> Option<&Arc<dyn DynConnector>> {
-        self.inner
-            .by_name
-            .get(name)
-            .map(|&i| &self.inner.connectors[i])
+        self.inner.connectors.iter().find(|c| c.dyn_name() == name)
     }
 
     fn resolve(&self, name: Option<&str>) -> Result<&Arc<dyn DynConnector>, SendError> {
@@ -300,17 +291,33 @@ impl Router {
 }
 
 async fn run_worker(bot: Bot, key: u64, id: u64, mut rx: mpsc::Receiver<AnyEvent>) {
+    // One idle timer per period, not one per event: arming a timer for every message showed
+    // up in profiles. When it fires, the worker retires only if nothing arrived since.
+    let idle = tokio::time::sleep(WORKER_IDLE);
+    tokio::pin!(idle);
+    let mut active = false;
     loop {
-        match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
-            Ok(Some(event)) => handle(&bot, event).await,
-            Ok(None) => return,
-            Err(_idle) => {
-                if bot.inner.router.retire(key, id, &mut rx) {
+        tokio::select! {
+            biased;
+            event = rx.recv() => match event {
+                Some(event) => {
+                    active = true;
+                    handle(&bot, event).await;
+                }
+                None => return,
+            },
+            () = &mut idle => {
+                if active {
+                    active = false;
+                    idle.as_mut().reset(tokio::time::Instant::now() + WORKER_IDLE);
+                } else if bot.inner.router.retire(key, id, &mut rx) {
                     // Events sent between the lookup and the close are still ours.
                     while let Ok(event) = rx.try_recv() {
                         handle(&bot, event).await;
                     }
                     return;
+                } else {
+                    idle.as_mut().reset(tokio::time::Instant::now() + WORKER_IDLE);
                 }
             }
         }
