@@ -48,7 +48,7 @@ fn parse_connector_args(
     input: ParseStream,
     args: &mut ConnectorArgs,
 ) -> syn::Result<()> {
-    while !input.is_empty() {
+    comma_separated(input, |input| {
         let lookahead = input.lookahead1();
         if lookahead.peek(kw::name) {
             let key: kw::name = input.parse()?;
@@ -90,12 +90,8 @@ fn parse_connector_args(
         } else {
             return Err(lookahead.error());
         }
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The arguments of one `#[register_event(...)]`.
@@ -145,7 +141,7 @@ fn no_events_message() -> String {
 
 fn parse_register_args(cx: &Ctxt, input: ParseStream, args: &mut RegisterArgs) -> syn::Result<()> {
     let mut seen_flag = false;
-    while !input.is_empty() {
+    comma_separated(input, |input| {
         let fork = input.fork();
         if fork.parse::<kw::include_subclasses>().is_ok()
             && (fork.is_empty() || fork.peek(Token![,]))
@@ -168,20 +164,13 @@ fn parse_register_args(cx: &Ctxt, input: ParseStream, args: &mut RegisterArgs) -
                             "did you mean `include_subclasses`?",
                         ),
                     );
-                    if input.peek(Token![,]) {
-                        input.parse::<Token![,]>()?;
-                    }
-                    continue;
+                    return Ok(());
                 }
             }
             args.events.push(ty);
         }
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn lowercase_single_ident(ty: &Type) -> Option<&Ident> {
@@ -213,7 +202,7 @@ pub(crate) fn event_container_args(cx: &Ctxt, attrs: &[Attribute]) -> EventConta
     let mut args = EventContainerArgs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
         let result = attr.parse_args_with(|input: ParseStream| {
-            while !input.is_empty() {
+            comma_separated(input, |input| {
                 let lookahead = input.lookahead1();
                 if lookahead.peek(kw::name) {
                     let key: kw::name = input.parse()?;
@@ -251,12 +240,8 @@ pub(crate) fn event_container_args(cx: &Ctxt, attrs: &[Attribute]) -> EventConta
                 } else {
                     return Err(lookahead.error());
                 }
-                if input.is_empty() {
-                    break;
-                }
-                input.parse::<Token![,]>()?;
-            }
-            Ok(())
+                Ok(())
+            })
         });
         if let Err(err) = result {
             cx.syn_error(err);
@@ -270,7 +255,7 @@ pub(crate) fn event_field_args(cx: &Ctxt, attrs: &[Attribute]) -> EventFieldArgs
     let mut args = EventFieldArgs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
         let result = attr.parse_args_with(|input: ParseStream| {
-            while !input.is_empty() {
+            comma_separated(input, |input| {
                 let lookahead = input.lookahead1();
                 if lookahead.peek(kw::meta) {
                     let key: kw::meta = input.parse()?;
@@ -299,18 +284,29 @@ pub(crate) fn event_field_args(cx: &Ctxt, attrs: &[Attribute]) -> EventFieldArgs
                 } else {
                     return Err(lookahead.error());
                 }
-                if input.is_empty() {
-                    break;
-                }
-                input.parse::<Token![,]>()?;
-            }
-            Ok(())
+                Ok(())
+            })
         });
         if let Err(err) = result {
             cx.syn_error(err);
         }
     }
     args
+}
+
+/// Parses `item, item, …` (a trailing comma allowed) with `item` parsing one argument.
+fn comma_separated(
+    input: ParseStream,
+    mut item: impl FnMut(ParseStream) -> syn::Result<()>,
+) -> syn::Result<()> {
+    while !input.is_empty() {
+        item(input)?;
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(())
 }
 
 fn set_once<T>(
