@@ -1,0 +1,301 @@
+//! The IRC connector against a real IRC server: each test starts its own ngIRCd on a free
+//! port (see `irc/ngircd.rs`), a bot in-process with the connector, and raw-socket IRC
+//! clients that talk to it.
+
+#[path = "irc/ngircd.rs"]
+mod ngircd;
+
+use std::time::Duration;
+
+use connector_core::prelude::*;
+use connector_core::testing::{TestBot, TestRun};
+use connector_examples::irc::Irc;
+use connector_examples::skills;
+use ngircd::Ngircd;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Generous limit that only keeps a broken test from hanging.
+const LIMIT: Duration = Duration::from_secs(15);
+const CHANNEL: &str = "#test";
+
+/// A raw IRC client.
+struct Client {
+    nick: String,
+    read: BufReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects and registers as `nick` (waits for 001).
+    async fn connect(port: u16, nick: &str) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to ngircd");
+        let (read, write) = stream.into_split();
+        let mut client = Self {
+            nick: nick.to_owned(),
+            read: BufReader::new(read),
+            write,
+        };
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client
+            .wait_for(|l| l.split(' ').nth(1) == Some("001"))
+            .await;
+        client
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.write
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write to ngircd");
+    }
+
+    /// The next line (PINGs answered), or `None` after `LIMIT`.
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(LIMIT, self.read.read_line(&mut line))
+                .await
+                .ok()?
+                .expect("read from ngircd");
+            assert!(n > 0, "{}: the server closed the connection", self.nick);
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            if let Some(token) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {token}")).await;
+                continue;
+            }
+            return Some(line);
+        }
+    }
+
+    /// Reads until a line matches `pred`; panics after `LIMIT`.
+    async fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.line().await {
+                Some(line) if pred(&line) => return line,
+                Some(_) => {}
+                None => panic!("{}: no expected line within {LIMIT:?}", self.nick),
+            }
+        }
+    }
+
+    async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.wait_for(|l| l.split(' ').nth(1) == Some("366")).await;
+    }
+
+    /// Waits until `nick` is in `channel` (polls NAMES, so it works whoever joined first).
+    async fn wait_member(&mut self, channel: &str, nick: &str) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            self.send(&format!("NAMES {channel}")).await;
+            let mut found = false;
+            loop {
+                let line = self.line().await.expect("NAMES reply");
+                let mut words = line.split(' ');
+                match words.nth(1) {
+                    Some("353") => {
+                        let names = line.rsplit(" :").next().unwrap_or("");
+                        found |= names
+                            .split(' ')
+                            .any(|n| n.trim_start_matches(['@', '+']) == nick);
+                    }
+                    Some("366") => break,
+                    _ => {}
+                }
+            }
+            if found {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{nick} never joined {channel}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for a PRIVMSG from `from` to `to`; returns its text.
+    async fn privmsg(&mut self, from: &str, to: &str) -> String {
+        let head = format!(" PRIVMSG {to} :");
+        let line = self
+            .wait_for(|l| l.starts_with(&format!(":{from}!")) && l.contains(&head))
+            .await;
+        let at = line.find(&head).expect("PRIVMSG") + head.len();
+        line[at..].to_owned()
+    }
+}
+
+/// A 2000-byte text with multi-byte characters, so cuts must respect UTF-8 boundaries.
+fn long_text() -> String {
+    let mut text = String::new();
+    let mut i = 0u32;
+    while text.len() < 1990 {
+        text.push_str(if i % 7 == 0 { "é" } else { "ab" });
+        text.push_str(&(i % 10).to_string());
+        i += 1;
+    }
+    while text.len() < 2000 {
+        text.push('z');
+    }
+    text
+}
+
+fn test_skills() -> Vec<Skill> {
+    vec![
+        skills::hello(),
+        skills::echo(),
+        Skill::new("long", |ctx: SkillContext| async move {
+            ctx.respond(long_text()).await
+        })
+        .regex("^long$"),
+        Skill::new("joined", |ctx: SkillContext| async move {
+            let user = ctx.event().meta().user.clone().unwrap_or_default();
+            ctx.respond(format!("welcome {user}")).await
+        })
+        .event_type::<JoinRoom>(),
+        Skill::new("left", |ctx: SkillContext| async move {
+            let user = ctx.event().meta().user.clone().unwrap_or_default();
+            ctx.respond(format!("bye {user}")).await
+        })
+        .event_type::<LeaveRoom>(),
+    ]
+}
+
+/// A bot with the IRC connector pointed at `port`, nick `nick`, in `#test`.
+fn start_bot(port: u16, nick: &str) -> TestRun {
+    let yaml = format!(
+        "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: {nick}, channels: ['{CHANNEL}'], \
+         rate-limit: {{burst: 20, per-second: 50}}, ping-interval: 5, ping-timeout: 5}}\n"
+    );
+    let config = Config::from_str(&yaml, "t.yaml").expect("config");
+    let connector = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let mut bot = TestBot::new().runtime(|r| {
+        r.reconnect.initial = Duration::from_millis(50);
+        r.reconnect.max = Duration::from_millis(300);
+        r.reconnect.max_attempts = None;
+    });
+    for skill in test_skills() {
+        bot = bot.skill(skill);
+    }
+    bot.connector(connector).start().expect("start the bot")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greeting_and_echo_in_a_channel_and_in_private() {
+    let server = Ngircd::start();
+    let mut ann = Client::connect(server.port, "ann").await;
+    ann.join(CHANNEL).await;
+    let run = start_bot(server.port, "ircbot");
+    ann.wait_member(CHANNEL, "ircbot").await;
+
+    ann.send(&format!("PRIVMSG {CHANNEL} :hello")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "Hi ann");
+    ann.send(&format!("PRIVMSG {CHANNEL} :say it again")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "say it again");
+    ann.send(&format!("PRIVMSG {CHANNEL} :\x01ACTION waves\x01"))
+        .await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "waves");
+
+    ann.send("PRIVMSG ircbot :hi").await;
+    assert_eq!(ann.privmsg("ircbot", "ann").await, "Hi ann");
+    ann.send("PRIVMSG ircbot :just us").await;
+    assert_eq!(ann.privmsg("ircbot", "ann").await, "just us");
+    // A NOTICE gets no answer: the next answer is the one to the message after it.
+    ann.send("NOTICE ircbot :ignored").await;
+    ann.send("PRIVMSG ircbot :after the notice").await;
+    assert_eq!(ann.privmsg("ircbot", "ann").await, "after the notice");
+
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_reply_arrives_whole_in_several_lines() {
+    let server = Ngircd::start();
+    let mut ann = Client::connect(server.port, "ann").await;
+    ann.join(CHANNEL).await;
+    let run = start_bot(server.port, "ircbot");
+    ann.wait_member(CHANNEL, "ircbot").await;
+
+    ann.send(&format!("PRIVMSG {CHANNEL} :long")).await;
+    let expected = long_text();
+    assert_eq!(expected.len(), 2000);
+    let mut got = String::new();
+    let mut lines = 0;
+    while got.len() < expected.len() {
+        let piece = ann.privmsg("ircbot", CHANNEL).await;
+        assert!(!piece.is_empty());
+        got.push_str(&piece);
+        lines += 1;
+    }
+    assert!(
+        lines >= 4,
+        "2000 bytes need at least 4 IRC lines, got {lines}"
+    );
+    assert_eq!(got, expected);
+
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_and_part_reach_a_skill() {
+    let server = Ngircd::start();
+    let mut ann = Client::connect(server.port, "ann").await;
+    ann.join(CHANNEL).await;
+    let run = start_bot(server.port, "ircbot");
+    ann.wait_member(CHANNEL, "ircbot").await;
+
+    let mut bob = Client::connect(server.port, "bob").await;
+    bob.join(CHANNEL).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "welcome bob");
+    bob.send(&format!("PART {CHANNEL} :later")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "bye bob");
+
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_nick_gets_a_suffix_and_the_bot_still_answers() {
+    let server = Ngircd::start();
+    let mut squatter = Client::connect(server.port, "ircbot").await;
+    squatter.join(CHANNEL).await;
+    let run = start_bot(server.port, "ircbot");
+    squatter.wait_member(CHANNEL, "ircbot_").await;
+
+    squatter.send(&format!("PRIVMSG {CHANNEL} :hello")).await;
+    assert_eq!(squatter.privmsg("ircbot_", CHANNEL).await, "Hi ircbot");
+    let handle = run
+        .bot()
+        .connector::<Irc>("irc")
+        .expect("the irc connector");
+    assert_eq!(handle.get().nick(), "ircbot_");
+
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_reconnects_and_rejoins_after_a_server_restart() {
+    let server = Ngircd::start();
+    let port = server.port;
+    let mut ann = Client::connect(port, "ann").await;
+    ann.join(CHANNEL).await;
+    let run = start_bot(port, "ircbot");
+    ann.wait_member(CHANNEL, "ircbot").await;
+    ann.send(&format!("PRIVMSG {CHANNEL} :hello")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "Hi ann");
+
+    server.kill();
+    drop(ann);
+    let _server = Ngircd::start_on(port);
+    let mut ann = Client::connect(port, "ann").await;
+    ann.join(CHANNEL).await;
+    ann.wait_member(CHANNEL, "ircbot").await;
+    ann.send(&format!("PRIVMSG {CHANNEL} :hello again")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "Hi ann");
+
+    run.shutdown().await.expect("shutdown");
+}
