@@ -135,7 +135,7 @@ fn long_text() -> String {
     let mut text = String::new();
     let mut i = 0u32;
     while text.len() < 1990 {
-        text.push_str(if i % 7 == 0 { "é" } else { "ab" });
+        text.push_str(if i.is_multiple_of(7) { "é" } else { "ab" });
         text.push_str(&(i % 10).to_string());
         i += 1;
     }
