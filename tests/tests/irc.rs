@@ -299,3 +299,150 @@ async fn the_bot_reconnects_and_rejoins_after_a_server_restart() {
 
     run.shutdown().await.expect("shutdown");
 }
+
+/// The README's IRC capability table lists exactly the events the connector registers.
+#[test]
+fn the_readme_capability_table_matches_the_code() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## The IRC connector\n")
+        .nth(1)
+        .expect("README has a section `## The IRC connector`");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut documented: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let mut registered: Vec<&str> = <Irc as Connector>::SUPPORTED
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    documented.sort_unstable();
+    registered.sort_unstable();
+    assert_eq!(documented, registered);
+}
+
+/// A scripted stand-in for an IRC server, for what ngIRCd cannot be made to do: send
+/// broken lines, or stop answering.
+struct FakeServer {
+    listener: tokio::net::TcpListener,
+}
+
+struct FakeLink {
+    read: BufReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+}
+
+impl FakeServer {
+    async fn start() -> Self {
+        Self {
+            listener: tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().expect("addr").port()
+    }
+
+    /// Accepts the bot and completes its registration with a welcome.
+    async fn accept(&self) -> FakeLink {
+        let (stream, _) = tokio::time::timeout(LIMIT, self.listener.accept())
+            .await
+            .expect("the bot connects")
+            .expect("accept");
+        let (read, write) = stream.into_split();
+        let mut link = FakeLink {
+            read: BufReader::new(read),
+            write,
+        };
+        link.wait_for(|l| l.starts_with("USER ")).await;
+        link.send(b":fake.server 001 ircbot :Welcome\r\n").await;
+        link
+    }
+}
+
+impl FakeLink {
+    async fn send(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.expect("write to the bot");
+    }
+
+    async fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let mut line = Vec::new();
+            let n = tokio::time::timeout(LIMIT, self.read.read_until(b'\n', &mut line))
+                .await
+                .expect("a line from the bot within the limit")
+                .expect("read from the bot");
+            assert!(n > 0, "the bot closed the connection");
+            let line = String::from_utf8(line).expect("the bot sends UTF-8");
+            let line = line.trim_end_matches(['\r', '\n']);
+            if pred(line) {
+                return line.to_owned();
+            }
+        }
+    }
+}
+
+fn start_bot_with(port: u16, extra: &str) -> TestRun {
+    let yaml = format!(
+        "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: ircbot, channels: ['{CHANNEL}']{extra}}}\n"
+    );
+    let config = Config::from_str(&yaml, "t.yaml").expect("config");
+    let connector = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    TestBot::new()
+        .runtime(|r| {
+            r.reconnect.initial = Duration::from_millis(50);
+            r.reconnect.max = Duration::from_millis(300);
+            r.reconnect.max_attempts = None;
+        })
+        .skill(skills::echo())
+        .connector(connector)
+        .start()
+        .expect("start the bot")
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_malformed_lines_are_skipped() {
+    let server = FakeServer::start().await;
+    let mut run = start_bot_with(server.port(), "");
+    let mut link = server.accept().await;
+    link.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    link.send(b":ann!a@h PRIVMSG #test :caf\xc3\x28 \xff\xfe\r\n")
+        .await;
+    link.send(b"garbage!!\r\n:onlyaprefix\r\n\r\n:x 1234 y\r\n:ann!a@h PRIVMSG\r\n")
+        .await;
+    link.send(b":ann!a@h PRIVMSG #test :after the junk\r\n")
+        .await;
+    // Only the good line becomes a message (lifecycle events may come first).
+    let parsed = loop {
+        let event = run.next_parsed().await.expect("the good line is parsed");
+        if let Some(text) = event.text() {
+            break text.to_owned();
+        }
+    };
+    assert_eq!(parsed, "after the junk");
+    assert_eq!(
+        link.wait_for(|l| l.starts_with("PRIVMSG")).await,
+        "PRIVMSG #test :after the junk"
+    );
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_silent_server_is_noticed_and_the_bot_reconnects_and_rejoins() {
+    let server = FakeServer::start().await;
+    let run = start_bot_with(server.port(), ", ping-interval: 0.2, ping-timeout: 0.3");
+    let mut first = server.accept().await;
+    first.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    // The bot pings a server that has said nothing for a while; this one never answers.
+    first.wait_for(|l| l.starts_with("PING ")).await;
+    let mut second = server.accept().await;
+    second.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    second.send(b"PING :still-there\r\n").await;
+    second.wait_for(|l| l == "PONG :still-there").await;
+    drop(first);
+    run.shutdown().await.expect("shutdown");
+}
