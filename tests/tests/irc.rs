@@ -446,3 +446,30 @@ async fn a_silent_server_is_noticed_and_the_bot_reconnects_and_rejoins() {
     drop(first);
     run.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_a_private_ca() {
+    let server = Ngircd::start_tls();
+    let (tls_port, ca) = server.tls.clone().expect("a TLS port");
+    let mut ann = Client::connect(server.port, "ann").await;
+    ann.join(CHANNEL).await;
+    let extra = format!(", tls: true, tls-ca-file: '{}'", ca.display());
+    let run = start_bot_with(tls_port, &extra);
+    ann.wait_member(CHANNEL, "ircbot").await;
+    ann.send(&format!("PRIVMSG {CHANNEL} :over tls")).await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "over tls");
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn tls_refuses_a_server_it_cannot_verify() {
+    let server = Ngircd::start_tls();
+    let (tls_port, _) = server.tls.clone().expect("a TLS port");
+    let yaml = format!(
+        "connectors:\n  irc: {{server: 127.0.0.1, port: {tls_port}, nick: ircbot, tls: true}}\n"
+    );
+    let config = Config::from_str(&yaml, "t.yaml").expect("config");
+    let irc = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let err = irc.connect().await.expect_err("an unknown CA is refused");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+}

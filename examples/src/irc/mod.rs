@@ -16,7 +16,8 @@
 //! |---|---|---|
 //! | `server` | required | host name or address of the IRC server |
 //! | `port` | `6667` | its port |
-//! | `tls` | `false` | `true` is refused for now: "TLS is not supported yet" (a permanent error) |
+//! | `tls` | `false` | TLS (rustls, ring provider); the server's certificate is checked against Mozilla's roots (webpki-roots) and `tls-ca-file`, for the name in `server` (a host name or an IP address) |
+//! | `tls-ca-file` | none | a PEM file of extra trusted CA certificates (a private CA, a test server) |
 //! | `nick` | required | the nick; when taken (433) the bot tries `nick_`, `nick_2`, `nick_3`, … |
 //! | `password` | none | server password, sent as `PASS` (a secret: never logged) |
 //! | `channels` | `[]` | channels joined on every connect (and rejoined after a reconnect) |
@@ -45,21 +46,24 @@
 //! | `JoinRoom` | `JOIN <target>` (remembered: rejoined after a reconnect) |
 //! | `LeaveRoom` | `PART <target>` |
 //!
+//! Set `port: 6697` with `tls: true` for most networks' TLS port.
+//!
 //! `Reaction` and other events have no handler, so sending them through a typed IRC handle
 //! does not compile. The server's `PING` is answered with `PONG`; a server that goes away or
 //! stays silent past `ping-timeout` makes `listen` fail, and the SDK reconnects with backoff.
 
 pub mod proto;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_core::prelude::*;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
 
 use self::proto::{Line, LineReader, MAX_LINE};
 
@@ -72,9 +76,12 @@ pub struct IrcConfig {
     /// The server's port (default 6667).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// TLS; not supported yet, `true` is a permanent connect error.
+    /// Connect with TLS (default false).
     #[serde(default)]
     pub tls: bool,
+    /// A PEM file of extra trusted CA certificates for TLS.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
     /// The bot's nick.
     pub nick: String,
     /// The server password (`PASS`).
@@ -148,11 +155,14 @@ pub struct Irc {
     link: Link,
 }
 
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// The connection's state, replaced on every connect.
 #[derive(Default)]
 struct Link {
-    writer: tokio::sync::Mutex<Option<OwnedWriteHalf>>,
-    reader: Mutex<Option<LineReader<OwnedReadHalf>>>,
+    writer: tokio::sync::Mutex<Option<Writer>>,
+    reader: Mutex<Option<LineReader<Reader>>>,
     nick: Mutex<String>,
     user: Mutex<String>,
     channels: Mutex<Option<Vec<String>>>,
@@ -345,7 +355,27 @@ impl Irc {
                 )
             })?;
         stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
+        let (read, mut write): (Reader, Writer) = if config.tls {
+            let connector = TlsConnector::from(tls_config(config)?);
+            let name =
+                rustls::pki_types::ServerName::try_from(config.server.clone()).map_err(|e| {
+                    ConnectorError::permanent(format!(
+                        "irc: {:?} is not a valid TLS server name: {e}",
+                        config.server
+                    ))
+                })?;
+            let tls = connector.connect(name, stream).await.map_err(|e| {
+                format!(
+                    "irc: TLS handshake with {}:{} failed: {e}",
+                    config.server, config.port
+                )
+            })?;
+            let (r, w) = tokio::io::split(tls);
+            (Box::new(r), Box::new(w))
+        } else {
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        };
         let mut reader = LineReader::new(read);
         let base = proto::clean(&config.nick).replace(' ', "_");
         let user = base.clone();
@@ -430,15 +460,36 @@ impl Irc {
     }
 }
 
+/// The TLS client configuration: ring, Mozilla's roots plus `tls-ca-file`.
+fn tls_config(config: &IrcConfig) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = &config.tls_ca_file {
+        let bad = |e: &dyn std::fmt::Display| {
+            ConnectorError::permanent(format!("irc: tls-ca-file {path:?}: {e}"))
+        };
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectorError::permanent(format!("irc: TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
 #[connector]
 impl Irc {
     /// Connects, registers (NICK/USER, PASS when set; another nick on 433) and joins the
     /// channels.
     async fn connect(&self) -> Result<()> {
         let config = self.config();
-        if config.tls {
-            return Err(ConnectorError::permanent("irc: TLS is not supported yet").into());
-        }
         // A previous link's writer is dropped first.
         self.link.writer.lock().await.take();
         tokio::time::timeout(seconds(config.connect_timeout), self.register())

@@ -13,6 +13,9 @@ pub struct Ngircd {
     dir: PathBuf,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
+    /// With [`Ngircd::start_tls`]: the TLS port and the PEM file of the CA that signed the
+    /// server's certificate (for `127.0.0.1`).
+    pub tls: Option<(u16, PathBuf)>,
 }
 
 /// The ngircd binary: on `PATH`, or where Debian puts it.
@@ -35,7 +38,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn config(dir: &Path, port: u16) -> String {
+fn config(dir: &Path, port: u16, tls: Option<u16>) -> String {
+    let ssl = match tls {
+        Some(tls_port) => format!(
+            "[SSL]\n  CertFile = {}\n  KeyFile = {}\n  Ports = {tls_port}\n",
+            dir.join("server.pem").display(),
+            dir.join("server.key").display()
+        ),
+        None => String::new(),
+    };
     format!(
         r#"[Global]
   Name = irc.test.local
@@ -64,7 +75,7 @@ fn config(dir: &Path, port: u16) -> String {
   Name = #test
   Topic = loopback test channel
   Modes = +nt
-"#,
+{ssl}"#,
         pid = dir.join("ngircd.pid").display()
     )
 }
@@ -77,6 +88,16 @@ impl Ngircd {
 
     /// Starts a server on `port` (to restart one where a bot expects it).
     pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, false)
+    }
+
+    /// Starts a server with a plain port and a TLS port; its certificate is made with the
+    /// `openssl` command, signed by a throwaway CA.
+    pub fn start_tls() -> Self {
+        Self::spawn(free_port(), true)
+    }
+
+    fn spawn(port: u16, with_tls: bool) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "connector-irc-test-{}-{}",
@@ -84,8 +105,12 @@ impl Ngircd {
             NEXT.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).expect("create the server's temp dir");
+        let tls_port = with_tls.then(|| {
+            make_certificates(&dir);
+            free_port()
+        });
         let conf = dir.join("ngircd.conf");
-        std::fs::write(&conf, config(&dir, port)).expect("write ngircd.conf");
+        std::fs::write(&conf, config(&dir, port, tls_port)).expect("write ngircd.conf");
         let log = std::fs::File::create(dir.join("ngircd.log")).expect("create ngircd.log");
         let child = Command::new(binary())
             .arg("-n")
@@ -96,16 +121,25 @@ impl Ngircd {
             .stderr(log)
             .spawn()
             .expect("start ngircd");
-        let mut server = Self { child, dir, port };
-        server.wait_ready();
+        let tls = tls_port.map(|p| (p, dir.join("ca.pem")));
+        let mut server = Self {
+            child,
+            dir,
+            port,
+            tls,
+        };
+        server.wait_ready(port);
+        if let Some(p) = tls_port {
+            server.wait_ready(p);
+        }
         server
     }
 
     /// Waits until the port accepts connections (a registration is the tests' job).
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -114,8 +148,7 @@ impl Ngircd {
             }
             assert!(
                 Instant::now() < deadline,
-                "ngircd is not listening on 127.0.0.1:{} after 20 s",
-                self.port
+                "ngircd is not listening on 127.0.0.1:{port} after 20 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -137,4 +170,60 @@ impl Drop for Ngircd {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it (`server.pem`,
+/// `server.key`), with the `openssl` command.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the TLS test needs the `openssl` command");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=irc test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(&ca);
+    let mut csr = vec!["req", "-new", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
 }
