@@ -473,3 +473,61 @@ async fn tls_refuses_a_server_it_cannot_verify() {
     let err = irc.connect().await.expect_err("an unknown CA is refused");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
 }
+
+#[tokio::test]
+async fn every_line_sent_fits_in_512_bytes_with_the_relay_prefix() {
+    let server = FakeServer::start().await;
+    let run = start_bot_with(server.port(), ", rate-limit: {burst: 50, per-second: 100}");
+    let mut link = server.accept().await;
+    link.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    // 1500 bytes of two- and three-byte characters on one inbound line; the echo must come
+    // back cut on character boundaries, nothing lost.
+    let text: String = "é€".repeat(300);
+    link.send(format!(":ann!a@h PRIVMSG {CHANNEL} :{text}\r\n").as_bytes())
+        .await;
+    let mut got = String::new();
+    while got.len() < text.len() {
+        let line = link.wait_for(|l| l.starts_with("PRIVMSG")).await;
+        // What other clients receive: ":ircbot!~ircbot@<host up to 63 bytes> " + line + CRLF.
+        let relayed = 1 + "ircbot".len() + 2 + "ircbot".len() + 1 + 63 + 1 + line.len() + 2;
+        assert!(relayed <= 512, "{relayed} bytes: {line}");
+        got.push_str(
+            line.strip_prefix(&format!("PRIVMSG {CHANNEL} :"))
+                .expect("PRIVMSG"),
+        );
+    }
+    assert_eq!(got, text);
+    run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn join_and_leave_are_sent_and_joined_rooms_are_rejoined() {
+    let server = FakeServer::start().await;
+    let run = start_bot_with(server.port(), "");
+    let mut first = server.accept().await;
+    first.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    let bot = run.bot().clone();
+    bot.send(JoinRoom::new().target("#extra").connector("irc"))
+        .await
+        .expect("send JoinRoom");
+    first.wait_for(|l| l == "JOIN #extra").await;
+    bot.send(JoinRoom::new().target("#later").connector("irc"))
+        .await
+        .expect("send JoinRoom");
+    first.wait_for(|l| l == "JOIN #later").await;
+    bot.send(LeaveRoom::new().target("#later").connector("irc"))
+        .await
+        .expect("send LeaveRoom");
+    first.wait_for(|l| l == "PART #later").await;
+    drop(first);
+    // After a reconnect: the configured channel and the one joined since, not the one left.
+    let mut second = server.accept().await;
+    second.wait_for(|l| l == format!("JOIN {CHANNEL}")).await;
+    second.wait_for(|l| l == "JOIN #extra").await;
+    second.send(b"PING :sync\r\n").await;
+    let next = second
+        .wait_for(|l| l.starts_with("JOIN") || l.starts_with("PONG"))
+        .await;
+    assert_eq!(next, "PONG :sync");
+    run.shutdown().await.expect("shutdown");
+}

@@ -654,6 +654,28 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn the_rate_limit_lets_a_burst_through_then_paces() {
+        let yaml =
+            "connectors:\n  irc: {server: x, nick: b, rate-limit: {burst: 3, per-second: 20}}\n";
+        let config = Config::from_str(yaml, "t.yaml").unwrap();
+        let irc = Irc::from_section(config.connector("irc").unwrap()).unwrap();
+        let start = Instant::now();
+        for _ in 0..3 {
+            irc.throttle().await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(150));
+        for _ in 0..4 {
+            irc.throttle().await;
+        }
+        // Four more tokens at 20 a second: about 200 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(180),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
     #[test]
     fn ping_join_part_nick_error() {
         assert!(
