@@ -47,6 +47,26 @@ impl Client {
         client
     }
 
+    /// Connects with a server password, and registers as `nick`.
+    async fn connect_with_password(port: u16, nick: &str, password: &str) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to ngircd");
+        let (read, write) = stream.into_split();
+        let mut client = Self {
+            nick: nick.to_owned(),
+            read: BufReader::new(read),
+            write,
+        };
+        client.send(&format!("PASS {password}")).await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client
+            .wait_for(|l| l.split(' ').nth(1) == Some("001"))
+            .await;
+        client
+    }
+
     async fn send(&mut self, line: &str) {
         self.write
             .write_all(format!("{line}\r\n").as_bytes())
@@ -530,4 +550,33 @@ async fn join_and_leave_are_sent_and_joined_rooms_are_rejoined() {
         .await;
     assert_eq!(next, "PONG :sync");
     run.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_password_is_sent_and_a_wrong_one_is_a_permanent_error() {
+    let server = Ngircd::start_with_password("s3cret");
+    let run = start_bot_with(server.port, ", password: s3cret");
+    let mut ann = Client::connect_with_password(server.port, "ann", "s3cret").await;
+    ann.join(CHANNEL).await;
+    ann.wait_member(CHANNEL, "ircbot").await;
+    ann.send(&format!("PRIVMSG {CHANNEL} :with a password"))
+        .await;
+    assert_eq!(ann.privmsg("ircbot", CHANNEL).await, "with a password");
+    run.shutdown().await.expect("shutdown");
+
+    let yaml = format!(
+        "connectors:\n  irc: {{server: 127.0.0.1, port: {}, nick: other, password: wrong}}\n",
+        server.port
+    );
+    let config = Config::from_str(&yaml, "t.yaml").expect("config");
+    let irc = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let err = irc
+        .connect()
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(err.is_permanent(), "{err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password leaks: {err}"
+    );
 }

@@ -19,7 +19,7 @@
 //! | `tls` | `false` | TLS (rustls, ring provider); the server's certificate is checked against Mozilla's roots (webpki-roots) and `tls-ca-file`, for the name in `server` (a host name or an IP address) |
 //! | `tls-ca-file` | none | a PEM file of extra trusted CA certificates (a private CA, a test server) |
 //! | `nick` | required | the nick; when taken (433) the bot tries `nick_`, `nick_2`, `nick_3`, … |
-//! | `password` | none | server password, sent as `PASS` (a secret: never logged) |
+//! | `password` | none | server password, sent as `PASS` (a secret: never logged); a refused password is a permanent error |
 //! | `channels` | `[]` | channels joined on every connect (and rejoined after a reconnect) |
 //! | `default-room` | none | where a `Message` without a target goes |
 //! | `realname` | the nick | the real name sent with `USER` |
@@ -246,8 +246,7 @@ pub fn interpret(raw: &[u8], own_nick: &str, notices: bool) -> Inbound {
             let Some(nick) = nick else {
                 return Inbound::Ignore;
             };
-            // One event per channel of a `JOIN #a,#b`; the first is enough for most servers,
-            // which send one line per channel.
+            // Servers send one JOIN or PART line per channel; of a list, the first is taken.
             let channel = channels.split(',').next().unwrap_or(channels);
             let event: AnyEvent = if command == "JOIN" {
                 JoinRoom::new()
@@ -441,7 +440,14 @@ impl Irc {
                 }
                 "ERROR" => {
                     let why = line.params.first().unwrap_or(&"");
-                    return Err(format!("irc: the server refused the connection: {why}").into());
+                    let message = format!("irc: the server refused the connection: {why}");
+                    // Some servers (ngIRCd) refuse a bad PASS with ERROR alone, no 464:
+                    // retrying cannot help. Other refusals (too many connections, throttling)
+                    // may pass, so they are retried.
+                    if why.to_ascii_lowercase().contains("password") {
+                        return Err(ConnectorError::permanent(message).into());
+                    }
+                    return Err(message.into());
                 }
                 _ => {}
             }

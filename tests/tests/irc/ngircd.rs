@@ -38,7 +38,10 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn config(dir: &Path, port: u16, tls: Option<u16>) -> String {
+fn config(dir: &Path, port: u16, tls: Option<u16>, password: Option<&str>) -> String {
+    let password = password
+        .map(|p| format!("  Password = {p}\n"))
+        .unwrap_or_default();
     let ssl = match tls {
         Some(tls_port) => format!(
             "[SSL]\n  CertFile = {}\n  KeyFile = {}\n  Ports = {tls_port}\n",
@@ -58,7 +61,7 @@ fn config(dir: &Path, port: u16, tls: Option<u16>) -> String {
   AdminInfo2 = loopback test
   AdminEMail = test@irc.test.local
   PidFile = {pid}
-[Limits]
+{password}[Limits]
   MaxConnections = 0
   MaxConnectionsIP = 0
   MaxJoins = 0
@@ -88,16 +91,21 @@ impl Ngircd {
 
     /// Starts a server on `port` (to restart one where a bot expects it).
     pub fn start_on(port: u16) -> Self {
-        Self::spawn(port, false)
+        Self::spawn(port, false, None)
     }
 
     /// Starts a server with a plain port and a TLS port; its certificate is made with the
     /// `openssl` command, signed by a throwaway CA.
     pub fn start_tls() -> Self {
-        Self::spawn(free_port(), true)
+        Self::spawn(free_port(), true, None)
     }
 
-    fn spawn(port: u16, with_tls: bool) -> Self {
+    /// Starts a server that wants `password` (`PASS`) from every client.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::spawn(free_port(), false, Some(password))
+    }
+
+    fn spawn(port: u16, with_tls: bool, password: Option<&str>) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "connector-irc-test-{}-{}",
@@ -110,7 +118,7 @@ impl Ngircd {
             free_port()
         });
         let conf = dir.join("ngircd.conf");
-        std::fs::write(&conf, config(&dir, port, tls_port)).expect("write ngircd.conf");
+        std::fs::write(&conf, config(&dir, port, tls_port, password)).expect("write ngircd.conf");
         let log = std::fs::File::create(dir.join("ngircd.log")).expect("create ngircd.log");
         let child = Command::new(binary())
             .arg("-n")
