@@ -1,6 +1,7 @@
-//! Real connectors built on connector-core (shell, websocket), the example bot's skills, and the builder the
+//! Real connectors built on connector-core (shell, websocket, irc), the example bot's skills, and the builder the
 //! `bot` binary runs.
 
+pub mod irc;
 pub mod shell;
 pub mod skills;
 pub mod websocket;
@@ -16,6 +17,7 @@ pub fn builder() -> BotBuilder {
     BotBuilder::new()
         .connector::<shell::Shell>()
         .connector::<websocket::Websocket>()
+        .connector::<irc::Irc>()
         .skill(skills::hello())
         .skill(skills::echo())
 }
