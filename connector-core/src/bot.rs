@@ -191,6 +191,10 @@ impl Bot {
             .filter(|r| !r.is_empty())
     }
 
+    pub(crate) fn skill_timeout(&self) -> Option<Duration> {
+        self.inner.runtime.skill_timeout
+    }
+
     pub(crate) fn close_router(&self) {
         self.inner.router.close();
     }

@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -333,7 +332,7 @@ async fn lifecycle(
             Ok(()) => {
                 connected.store(true, Ordering::Release);
                 tracing::info!(connector = %name, "connected");
-                let began = Instant::now();
+                let began = tokio::time::Instant::now();
                 let result = tokio::select! {
                     _ = cancel.cancelled() => return,
                     r = connector.dyn_listen(&bot) => r,

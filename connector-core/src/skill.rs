@@ -539,7 +539,14 @@ impl Skills {
                 groups: p.groups,
             };
             let trigger = ctx.event.clone();
-            let outcome = CatchUnwind(AssertUnwindSafe(skill.func.call(ctx))).await;
+            let call = CatchUnwind(AssertUnwindSafe(skill.func.call(ctx)));
+            let outcome = match bot.skill_timeout() {
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+                },
+                None => call.await,
+            };
             let failure = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => error.to_string(),

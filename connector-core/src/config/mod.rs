@@ -20,6 +20,7 @@
 //! runtime:
 //!   error-reply: "Whoops there has been an error."
 //!   shutdown-timeout: 10
+//!   skill-timeout: 60      # seconds per skill run; null = no limit
 //!   reconnect: {initial: 1, max: 60, factor: 2, jitter: 0.2, max-attempts: null}
 //! ```
 //!

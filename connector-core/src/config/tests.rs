@@ -454,7 +454,7 @@ fn typed_sections_report_location() {
     );
     assert_eq!(
         err("connectors: {shell: }\nruntime:\n  shutdown-timout: 3\n"),
-        "configuration.yaml:3:3: runtime.shutdown-timout: unknown field `shutdown-timout`, expected one of `error-reply`, `ignore-own-messages`, `shutdown-timeout`, `disconnect-timeout`, `reconnect`"
+        "configuration.yaml:3:3: runtime.shutdown-timout: unknown field `shutdown-timout`, expected one of `error-reply`, `ignore-own-messages`, `shutdown-timeout`, `disconnect-timeout`, `skill-timeout`, `reconnect`"
     );
     assert_eq!(
         err("connectors: {shell: }\nwelcome-message: yes please\n"),

@@ -106,6 +106,10 @@ pub struct RuntimeConfig {
     /// How long to wait for each connector to disconnect (seconds in YAML).
     #[serde(deserialize_with = "de_seconds")]
     pub disconnect_timeout: Duration,
+    /// How long one skill may run on one event before it is cancelled, logged with its name,
+    /// and the user gets the error reply (seconds in YAML, default 60; `null` = no limit).
+    #[serde(deserialize_with = "de_opt_seconds")]
+    pub skill_timeout: Option<Duration>,
     /// Backoff used when a connector loses its connection.
     pub reconnect: ReconnectPolicy,
 }
@@ -117,6 +121,7 @@ impl Default for RuntimeConfig {
             ignore_own_messages: true,
             shutdown_timeout: Duration::from_secs(10),
             disconnect_timeout: Duration::from_secs(5),
+            skill_timeout: Some(Duration::from_secs(60)),
             reconnect: ReconnectPolicy::default(),
         }
     }
@@ -239,6 +244,36 @@ impl Visitor<'_> for SecondsVisitor {
 /// Deserialize a number of seconds (integer or float, non-negative) as a `Duration`.
 fn de_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_any(SecondsVisitor)
+}
+
+/// Like [`de_seconds`], with `null` for "no limit".
+fn de_opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    struct OptSeconds;
+    impl<'de> Visitor<'de> for OptSeconds {
+        type Value = Option<Duration>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative number of seconds or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            de_seconds(d).map(Some)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            SecondsVisitor.visit_u64(v).map(Some)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            SecondsVisitor.visit_i64(v).map(Some)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            SecondsVisitor.visit_f64(v).map(Some)
+        }
+    }
+    d.deserialize_any(OptSeconds)
 }
 
 fn de_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
