@@ -48,6 +48,10 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     fn bot_name(&self) -> &str;
     /// Whether this instance was marked `default: true`.
     fn is_default(&self) -> bool;
+    /// Whether this instance was marked `required: true` (the bot stops when it gives up).
+    fn is_required(&self) -> bool {
+        false
+    }
     /// The configuration's `web:` section (host and port), for connectors that serve HTTP.
     fn web(&self) -> &WebConfig;
 }
@@ -149,6 +153,7 @@ pub struct ConnectorState<C> {
     default_target: RwLock<Option<Arc<str>>>,
     bot_name: String,
     is_default: bool,
+    is_required: bool,
     web: Arc<WebConfig>,
 }
 
@@ -167,6 +172,7 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             default_target: RwLock::new(default_target),
             bot_name: section.get_str("bot-name").unwrap_or("opsdroid").to_owned(),
             is_default: section.is_default,
+            is_required: section.is_required,
             web: section.web.clone(),
         })
     }
@@ -218,6 +224,10 @@ impl<C> ConnectorState<C> {
     pub fn is_default(&self) -> bool {
         self.is_default
     }
+    /// Whether this instance is marked `required: true`.
+    pub fn is_required(&self) -> bool {
+        self.is_required
+    }
     /// The `web:` section (host and port).
     pub fn web(&self) -> &WebConfig {
         &self.web
@@ -234,6 +244,7 @@ pub trait DynConnector: Send + Sync + 'static {
     fn dyn_default_target(&self) -> Option<Arc<str>>;
     fn dyn_bot_name(&self) -> &str;
     fn dyn_is_default(&self) -> bool;
+    fn dyn_is_required(&self) -> bool;
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     fn dyn_listen<'a>(&'a self, bot: &'a Bot) -> BoxFuture<'a, Result<(), ConnectorError>>;
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
@@ -259,6 +270,9 @@ impl<C: Connector> DynConnector for C {
     }
     fn dyn_is_default(&self) -> bool {
         self.is_default()
+    }
+    fn dyn_is_required(&self) -> bool {
+        self.is_required()
     }
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(self.connect())

@@ -151,6 +151,13 @@ pub enum BotError {
         #[source]
         source: regex::Error,
     },
+    /// A connector marked `required: true` gave up (a permanent error, or
+    /// `runtime.reconnect.max-attempts` reached), so the bot shut down.
+    #[error("required connector `{name}` failed and will not be retried; the bot has shut down")]
+    RequiredConnectorFailed {
+        /// The connector's instance name.
+        name: String,
+    },
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),

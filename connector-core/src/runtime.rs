@@ -5,11 +5,12 @@
 //! |---|---|---|
 //! | `connect` fails | the process exits | retried with exponential backoff and jitter; the other connectors keep running |
 //! | `listen` fails | the process crashes | connect again, then listen, with backoff |
+//! | a connector gives up | — | the others keep running; if it is `required: true`, the bot shuts down and [`Runner::run`] returns [`BotError::RequiredConnectorFailed`] |
 //! | shutdown | disconnects one by one, no timeout | stop listening, let in-flight skills finish (bounded), disconnect all concurrently (bounded) |
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -222,6 +223,7 @@ impl Runner {
         let (first_tx, mut first_rx) = mpsc::channel::<()>(count.max(1));
         let mut lifecycles = JoinSet::new();
         let mut connected = Vec::with_capacity(count);
+        let gave_up: Arc<Mutex<Option<String>>> = Arc::default();
         for connector in &inner.connectors {
             let flag = Arc::new(AtomicBool::new(false));
             connected.push(flag.clone());
@@ -230,6 +232,7 @@ impl Runner {
                 connector.clone(),
                 first_tx.clone(),
                 flag,
+                gave_up.clone(),
             ));
         }
         drop(first_tx);
@@ -303,18 +306,37 @@ impl Runner {
         }
         while disconnects.join_next().await.is_some() {}
         tracing::info!("Bye!");
-        Ok(())
+        let failed = match gave_up.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        match failed {
+            Some(name) => Err(BotError::RequiredConnectorFailed { name }),
+            None => Ok(()),
+        }
     }
 }
 
 /// Connect, listen, and on failure reconnect with backoff, until shutdown, a finished
-/// `listen`, a permanent error or the attempt limit.
+/// `listen`, a permanent error or the attempt limit. When a `required` connector gives up,
+/// its name goes into `gave_up` and the bot shuts down.
 async fn lifecycle(
     bot: Bot,
     connector: Arc<dyn DynConnector>,
     first_attempt: mpsc::Sender<()>,
     connected: Arc<AtomicBool>,
+    gave_up: Arc<Mutex<Option<String>>>,
 ) {
+    let give_up = |name: &str| {
+        if connector.dyn_is_required() && !bot.is_shutting_down() {
+            tracing::error!(connector = %name, "required connector {name} gave up; shutting the bot down");
+            match gave_up.lock() {
+                Ok(mut g) => *g = Some(name.to_owned()),
+                Err(p) => *p.into_inner() = Some(name.to_owned()),
+            }
+            bot.shutdown();
+        }
+    };
     let name = connector.dyn_name().to_owned();
     let policy = bot.inner.runtime.reconnect.clone();
     let cancel = bot.inner.cancel.clone();
@@ -358,6 +380,7 @@ async fn lifecycle(
         };
         if error.is_permanent() {
             tracing::error!(connector = %name, error = %error, "permanent failure; giving up on this connector");
+            give_up(&name);
             return;
         }
         failures = failures.saturating_add(1);
@@ -365,6 +388,7 @@ async fn lifecycle(
             && failures >= max
         {
             tracing::error!(connector = %name, attempts = failures, "giving up on this connector");
+            give_up(&name);
             return;
         }
         let delay = policy.delay(failures - 1, fastrand::f64());

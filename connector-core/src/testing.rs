@@ -197,6 +197,9 @@ impl ConnectorInfo for MemoryConnector {
     fn is_default(&self) -> bool {
         self.state.is_default()
     }
+    fn is_required(&self) -> bool {
+        self.state.is_required()
+    }
     fn web(&self) -> &crate::config::WebConfig {
         self.state.web()
     }
@@ -314,6 +317,9 @@ impl DynConnector for Recorder {
     }
     fn dyn_is_default(&self) -> bool {
         self.inner.dyn_is_default()
+    }
+    fn dyn_is_required(&self) -> bool {
+        self.inner.dyn_is_required()
     }
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         self.inner.dyn_connect()

@@ -209,6 +209,9 @@ fn connector_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
                 fn is_default(&self) -> bool {
                     #state.is_default()
                 }
+                fn is_required(&self) -> bool {
+                    #state.is_required()
+                }
                 fn web(&self) -> &_cc::__private::WebConfig {
                     #state.web()
                 }

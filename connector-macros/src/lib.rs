@@ -115,7 +115,7 @@ use proc_macro::TokenStream;
 ///                 sent: Default::default(),
 ///             })
 ///         }
-///         // name, config, configuration, default_target, bot_name, is_default, web:
+///         // name, config, configuration, default_target, bot_name, is_default, is_required, web:
 ///         // read from `self.__connector`
 ///     }
 /// };

@@ -419,3 +419,39 @@ fn secrets_never_reach_the_output_even_at_trace_level() {
         assert!(!out.stderr.contains(secret), "{secret} leaked on stderr");
     }
 }
+
+#[test]
+fn a_required_connector_that_gives_up_stops_the_bot_with_exit_two() {
+    // A missing CA file is a permanent error: the IRC connector gives up on its first
+    // connect, once TCP is up (the listener's backlog accepts it; nothing is ever sent).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let yaml = format!(
+        "welcome-message: false\nlogging:\n  level: error\nconnectors:\n  shell: {{}}\n  irc:\n    server: 127.0.0.1\n    port: {port}\n    nick: bot\n    tls: true\n    tls-ca-file: does-not-exist.pem\n    required: true\n"
+    );
+    let dir = TempDir::new();
+    dir.write("configuration.yaml", &yaml);
+    let mut cmd = bot(dir.path());
+    cmd.args(["--config", "configuration.yaml"]);
+    let out = run(cmd, b"");
+    assert_eq!(out.code(), Some(2), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.ends_with(
+            "error: required connector `irc` failed and will not be retried; the bot has shut down\n"
+        ),
+        "stderr: {}",
+        out.stderr
+    );
+
+    // Not required: the same failure leaves the shell serving, and the bot exits 0 at the
+    // end of its input.
+    dir.write(
+        "configuration.yaml",
+        yaml.replace("required: true", "required: false"),
+    );
+    let mut cmd = bot(dir.path());
+    cmd.args(["--config", "configuration.yaml"]);
+    let out = run(cmd, b"hello\n");
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "Hi tester\n");
+}

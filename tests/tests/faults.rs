@@ -476,3 +476,84 @@ async fn a_hanging_disconnect_does_not_hang_shutdown() {
         "the healthy connector was disconnected"
     );
 }
+
+fn required<C: Connector>(name: &str) -> C {
+    let mut section = ConnectorSection::bare(name, C::TYPE);
+    section.is_required = true;
+    C::from_section(&section).expect("a bare section builds")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_required_connector_that_fails_permanently_stops_the_bot() {
+    let flaky: Flaky = required("flaky");
+    flaky.permanent.store(true, Ordering::SeqCst);
+    let calls = flaky.calls.clone();
+    let (chat, remote) = MemoryConnector::new("chat");
+    let run = TestBot::new()
+        .runtime(|r| r.reconnect = policy(0.0))
+        .connector(flaky)
+        .connector(chat)
+        .start()
+        .unwrap();
+    let err = run.finish().await.unwrap_err();
+    assert!(
+        matches!(&err, connector_core::BotError::RequiredConnectorFailed { name } if name == "flaky"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "required connector `flaky` failed and will not be retried; the bot has shut down"
+    );
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    // The bot stopped: the other connector's input is no longer read.
+    remote.inject(Message::new("anyone?").target("lobby"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_required_connector_out_of_attempts_stops_the_bot() {
+    let flaky: Flaky = required("flaky");
+    flaky.fail.store(u32::MAX, Ordering::SeqCst);
+    let calls = flaky.calls.clone();
+    let (chat, _remote) = MemoryConnector::new("chat");
+    let run = TestBot::new()
+        .runtime(|r| {
+            r.reconnect = ReconnectPolicy {
+                max_attempts: Some(3),
+                ..policy(0.0)
+            }
+        })
+        .connector(flaky)
+        .connector(chat)
+        .start()
+        .unwrap();
+    let err = run.finish().await.unwrap_err();
+    assert!(
+        matches!(&err, connector_core::BotError::RequiredConnectorFailed { name } if name == "flaky")
+    );
+    assert_eq!(calls.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn required_is_a_reserved_connector_key() {
+    let config = connector_core::Config::from_str(
+        "connectors:\n  shell:\n    required: true\n    bot-name: b\n  other:\n    connector: shell\n",
+        "c.yaml",
+    )
+    .unwrap();
+    let shell = config.connector("shell").unwrap();
+    assert!(shell.is_required);
+    assert!(
+        shell.raw().get("required").is_none(),
+        "stripped like `default`"
+    );
+    assert!(!config.connector("other").unwrap().is_required);
+    let err = connector_core::Config::from_str(
+        "connectors:\n  shell:\n    required: yes please\n",
+        "c.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "c.yaml:3:15: connectors.shell.required: expected true or false, found a string"
+    );
+}

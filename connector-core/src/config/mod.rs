@@ -12,6 +12,7 @@
 //!   websocket-two:
 //!     connector: websocket
 //!     default: true
+//!     required: true       # if it gives up, the bot shuts down (BotError::RequiredConnectorFailed)
 //! skills:
 //!   hello: {}
 //! logging: {level: info}   # trace|debug|info|warning|error|critical
@@ -79,7 +80,14 @@ const IGNORED_KEYS: &[&str] = &[
 ];
 
 /// Connector keys the loader interprets and strips from [`ConnectorSection::raw`].
-const RESERVED_CONNECTOR_KEYS: &[&str] = &["connector", "name", "default", "module", "enabled"];
+const RESERVED_CONNECTOR_KEYS: &[&str] = &[
+    "connector",
+    "name",
+    "default",
+    "required",
+    "module",
+    "enabled",
+];
 
 /// The original text and its key-path locations, shared by all sections so
 /// later typed deserialization can still report file positions.
@@ -459,6 +467,7 @@ impl Loader<'_> {
                 }
             };
             let is_default = self.flag(&raw, &path, "default", false)?;
+            let is_required = self.flag(&raw, &path, "required", false)?;
             let enabled = self.flag(&raw, &path, "enabled", true)?;
             if raw.contains_key("module") {
                 tracing::warn!(
@@ -489,6 +498,7 @@ impl Loader<'_> {
                 name: name.clone(),
                 kind,
                 is_default,
+                is_required,
                 raw,
                 path,
                 source: self.source_arc(),
@@ -503,7 +513,7 @@ impl Loader<'_> {
         Ok(out)
     }
 
-    /// A boolean reserved key (`default`, `enabled`) in a connector section.
+    /// A boolean reserved key (`default`, `required`, `enabled`) in a connector section.
     fn flag(
         &self,
         raw: &Mapping,

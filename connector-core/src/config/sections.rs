@@ -70,7 +70,7 @@ fn key_list(mapping: &Mapping) -> Vec<String> {
 ///
 /// Why: opsdroid keys connector sections by instance name and lets
 /// `connector:` pick the type, so two instances of one type can coexist.
-/// The reserved keys (`connector`, `name`, `default`, `module`, `enabled`) are
+/// The reserved keys (`connector`, `name`, `default`, `required`, `module`, `enabled`) are
 /// interpreted by the loader and removed from [`raw`](Self::raw), so a
 /// connector's own typed config (usually `deny_unknown_fields`-free) sees only
 /// its settings. `Debug` shows keys only, never values, because values are
@@ -83,6 +83,10 @@ pub struct ConnectorSection {
     pub kind: String,
     /// Whether this instance has `default: true` (the one replies go to by default).
     pub is_default: bool,
+    /// Whether this instance has `required: true`: when it gives up (a permanent error, or
+    /// the reconnect attempts run out), the whole bot shuts down with
+    /// [`BotError::RequiredConnectorFailed`](crate::BotError::RequiredConnectorFailed).
+    pub is_required: bool,
     pub(crate) raw: Mapping,
     pub(crate) path: String,
     pub(crate) source: Arc<Source>,
@@ -98,6 +102,7 @@ impl ConnectorSection {
             name: name.to_owned(),
             kind: kind.to_owned(),
             is_default: false,
+            is_required: false,
             raw: Mapping::new(),
             path,
             source: Arc::new(Source {
@@ -180,6 +185,7 @@ impl fmt::Debug for ConnectorSection {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("is_default", &self.is_default)
+            .field("is_required", &self.is_required)
             .field("keys", &key_list(&self.raw))
             .finish_non_exhaustive()
     }
