@@ -48,11 +48,16 @@ fn skills() -> Vec<Skill> {
 
 /// Starts a bot whose `connectors.websocket` section is `section` (a YAML flow mapping).
 async fn start(section: &str) -> anyhow::Result<Server> {
+    start_with(section, skills()).await
+}
+
+/// Like [`start`], with these skills.
+async fn start_with(section: &str, skills: Vec<Skill>) -> anyhow::Result<Server> {
     let yaml = format!("connectors:\n  websocket: {section}\nweb: {{host: 127.0.0.1, port: 0}}\n");
     let config = Config::from_str(&yaml, "t.yaml")?;
     let connector = Websocket::from_section(config.connector("websocket").expect("section"))?;
     let mut bot = TestBot::new();
-    for skill in skills() {
+    for skill in skills {
         bot = bot.skill(skill);
     }
     let run = bot.connector(connector).start()?;
@@ -548,6 +553,66 @@ async fn shutdown_closes_every_socket_with_1001() -> anyhow::Result<()> {
     tokio::time::timeout(LIMIT, shutdown).await???;
     // The server is gone.
     assert!(TcpStream::connect(addr).await.is_err() || post(addr, None).await.is_err());
+    Ok(())
+}
+
+/// The fault matrix's shutdown row: 100 clients × 10 messages in flight, a skill that takes a
+/// few milliseconds per message, and shutdown (what SIGTERM triggers) as soon as the bot has
+/// accepted all 1000. Every client still gets all 10 replies, in order, before its 1001 close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_1000_messages_in_flight_answers_every_one_before_1001() -> anyhow::Result<()>
+{
+    const CLIENTS: usize = 100;
+    const EACH: usize = 10;
+    let slow_echo = Skill::new("slow-echo", |ctx: SkillContext| async move {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let text = ctx.text().to_owned();
+        ctx.respond(text).await
+    })
+    .catchall_messages();
+    let mut server = start_with("{max-connections: 200}", vec![slow_echo]).await?;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(client(server.addr).await?);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut ws) in clients.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let sent: Vec<String> = (0..EACH).map(|j| format!("c{i} m{j}")).collect();
+            for text in &sent {
+                ws.send(Frame::text(text.clone())).await?;
+            }
+            let mut got = Vec::new();
+            loop {
+                match next(&mut ws).await {
+                    Frame::Text(t) => got.push(t.as_str().to_owned()),
+                    Frame::Close(Some(frame)) => {
+                        assert_eq!(u16::from(frame.code), 1001, "client {i}");
+                        break;
+                    }
+                    other => panic!("client {i}: unexpected {other:?}"),
+                }
+            }
+            assert_eq!(
+                got, sent,
+                "client {i}: every reply, in order, before the close"
+            );
+            anyhow::Ok(())
+        });
+    }
+    // Wait until the bot has accepted every message, then shut down at once.
+    for n in 0..CLIENTS * EACH {
+        server
+            .run
+            .next_parsed()
+            .await
+            .unwrap_or_else(|| panic!("only {n} messages were parsed"));
+    }
+    let shutdown = tokio::spawn(server.run.shutdown());
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    tokio::time::timeout(LIMIT, shutdown).await???;
     Ok(())
 }
 
