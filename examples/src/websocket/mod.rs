@@ -67,6 +67,9 @@ mod registry;
 mod server;
 mod socket;
 
+#[doc(hidden)]
+pub use socket::to_event;
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -175,7 +175,8 @@ async fn write_batch(
 /// object as `raw_event`; a `socket` field is ignored for routing. Anything else (plain text,
 /// JSON that is not an object, an object whose `message` is missing or not a string) is taken
 /// as text, whole.
-pub(crate) fn to_event(frame: &str, target: &str) -> Message {
+#[doc(hidden)]
+pub fn to_event(frame: &str, target: &str) -> Message {
     if frame.trim_start().starts_with('{')
         && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(frame)
     {
