@@ -44,7 +44,8 @@
 //! a `socket` field naming another socket does not redirect the reply (opsdroid's sends
 //! replies to a frame without one to the oldest socket). A binary frame closes the socket
 //! with 1003 ("binary frames are not supported; send text"); a frame or message over
-//! `max-frame-size` with 1009. Pings are answered.
+//! `max-frame-size` with 1009; a text frame that is not valid UTF-8 with 1007 ("text frames
+//! must be valid UTF-8"). Pings are answered.
 //!
 //! **Replies.** A `Message` is sent as a raw text frame (its text, no envelope) to the socket
 //! its target names. No target, or a socket that is not open, is an error for the sender.

@@ -32,6 +32,12 @@ const TOO_BIG: CloseReason = CloseReason {
     reason: "message too big",
 };
 
+/// Close code and reason for a text frame that is not valid UTF-8 (RFC 6455 §8.1).
+const NOT_UTF8: CloseReason = CloseReason {
+    code: 1007,
+    reason: "text frames must be valid UTF-8",
+};
+
 /// How the loop ended.
 enum End {
     /// The client closed, vanished, or the connection broke: nothing more to say.
@@ -146,6 +152,10 @@ async fn serve(
                 Some(Err(WsError::Capacity(e))) => {
                     tracing::debug!(socket = %target, error = %e, "frame over max-frame-size");
                     return End::CloseAndDrain(TOO_BIG);
+                }
+                Some(Err(WsError::Utf8(e))) => {
+                    tracing::debug!(socket = %target, error = %e, "text frame not UTF-8");
+                    return End::Close(NOT_UTF8);
                 }
                 Some(Err(e)) => {
                     tracing::debug!(socket = %target, error = %e, "websocket error");
