@@ -455,3 +455,23 @@ fn a_required_connector_that_gives_up_stops_the_bot_with_exit_two() {
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "Hi tester\n");
 }
+
+#[test]
+fn an_unknown_top_level_key_is_a_warning_and_the_bot_serves() {
+    let dir = TempDir::new();
+    dir.write(
+        "configuration.yaml",
+        "welcome-message: false\nconnectors:\n  shell: {}\nbogus-key: 1\n",
+    );
+    let mut cmd = bot(dir.path());
+    cmd.args(["--config", "configuration.yaml"]);
+    let out = run(cmd, b"hello\n");
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "Hi tester\n");
+    assert!(
+        out.stderr
+            .contains("unknown top-level configuration key `bogus-key` ignored"),
+        "stderr: {}",
+        out.stderr
+    );
+}
