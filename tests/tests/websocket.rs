@@ -681,3 +681,61 @@ async fn the_example_builder_serves_websocket_configurations() -> anyhow::Result
     tokio::time::timeout(LIMIT, task).await???;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rate_limited_client_is_slowed_down_and_nothing_is_dropped() -> anyhow::Result<()> {
+    // Burst 2, then 5 frames a second: 6 frames need at least 4 × 200 ms.
+    let server = start("{rate-limit: {burst: 2, per-second: 5}}").await?;
+    let mut ws = client(server.addr).await?;
+    let began = std::time::Instant::now();
+    for i in 0..6 {
+        ws.send(Frame::text(format!("frame {i}"))).await?;
+    }
+    for i in 0..6 {
+        assert_eq!(next_text(&mut ws).await, format!("frame {i}"));
+    }
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(700), "not limited: {took:?}");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_global_rate_limit_spans_every_socket() -> anyhow::Result<()> {
+    // Two clients share one bucket: burst 2, then 5 a second; 6 frames in all.
+    let server = start("{global-rate-limit: {burst: 2, per-second: 5}}").await?;
+    let mut a = client(server.addr).await?;
+    let mut b = client(server.addr).await?;
+    let began = std::time::Instant::now();
+    for i in 0..3 {
+        a.send(Frame::text(format!("a{i}"))).await?;
+        b.send(Frame::text(format!("b{i}"))).await?;
+    }
+    for i in 0..3 {
+        assert_eq!(next_text(&mut a).await, format!("a{i}"));
+        assert_eq!(next_text(&mut b).await, format!("b{i}"));
+    }
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(700), "not limited: {took:?}");
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rate_limit_with_an_unknown_key_is_a_config_error() {
+    let config = Config::from_str(
+        "connectors:\n  websocket:\n    rate-limit: {burst: 2, per-secnd: 5}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let err = Websocket::from_section(config.connector("websocket").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("t.yaml:3:")
+            && err.contains("connectors.websocket.rate-limit")
+            && err.contains("unknown field `per-secnd`"),
+        "{err}"
+    );
+}

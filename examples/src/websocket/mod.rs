@@ -19,6 +19,8 @@
 //! | `token` | none | when set, `POST` needs the header `Authorization: <token>` exactly (not `Bearer <token>`), else 401 |
 //! | `max-frame-size` | `65536` | largest client frame or message, in bytes; larger ones close the socket with 1009 |
 //! | `send-queue` | `128` | frames queued per socket; a client that lets it fill up is closed with 1008 |
+//! | `rate-limit` | none | `{burst: N, per-second: R}`: frames a socket may send; an over-rate client is read slower (TCP pushes back), nothing is dropped |
+//! | `global-rate-limit` | none | the same over all sockets together |
 //!
 //! # Protocol
 //!
@@ -64,9 +66,12 @@
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
 //! and allocates its write buffer only when it has something to send.
 
+mod rate;
 mod registry;
 mod server;
 mod socket;
+
+pub use self::rate::RateLimit;
 
 #[doc(hidden)]
 pub use socket::to_event;
@@ -107,6 +112,12 @@ pub struct WebsocketConfig {
     /// Frames queued per socket before a slow client is closed (default 128).
     #[serde(default = "default_send_queue")]
     pub send_queue: usize,
+    /// Per-socket inbound rate limit (default none): an over-rate client is read slower.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Server-wide inbound rate limit over all sockets (default none).
+    #[serde(default)]
+    pub global_rate_limit: Option<RateLimit>,
 }
 
 fn default_bot_name() -> String {
@@ -150,6 +161,8 @@ impl Websocket {
                     .map(|t| t.expose().as_bytes().to_vec().into_boxed_slice()),
                 max_frame_size: config.max_frame_size,
                 send_queue: config.send_queue,
+                rate_limit: config.rate_limit,
+                global_rate_limit: config.global_rate_limit,
             };
             Arc::new(Server::new(
                 settings,

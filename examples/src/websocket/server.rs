@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) token: Option<Box<[u8]>>,
     pub(crate) max_frame_size: usize,
     pub(crate) send_queue: usize,
+    pub(crate) rate_limit: Option<super::RateLimit>,
+    pub(crate) global_rate_limit: Option<super::RateLimit>,
 }
 
 /// The state shared by the accept loop, HTTP connections, sockets and the connector.
@@ -52,6 +54,8 @@ pub(crate) struct Server {
     pub(crate) tasks: TaskTracker,
     /// Cancelled by `disconnect`: stops the accept loop and the HTTP connections.
     pub(crate) stop: CancellationToken,
+    /// The server-wide inbound bucket (`global-rate-limit`), shared by every socket.
+    global_bucket: Option<Arc<std::sync::Mutex<super::rate::Bucket>>>,
 }
 
 impl Server {
@@ -62,9 +66,13 @@ impl Server {
             .write_buffer_size(WRITE_BUFFER)
             .max_frame_size(Some(max))
             .max_message_size(Some(max));
+        let global_bucket = settings
+            .global_rate_limit
+            .map(|l| Arc::new(std::sync::Mutex::new(super::rate::Bucket::new(l))));
         Self {
             settings,
             ws_config,
+            global_bucket,
             registry: Arc::new(Registry::new(connection_timeout)),
             accepting: Arc::new(AtomicBool::new(true)),
             tasks: TaskTracker::new(),
@@ -205,6 +213,10 @@ impl Server {
         let outbox = Arc::new(Outbox::new(self.settings.send_queue));
         let accepting = self.accepting.clone();
         let bot = bot.clone();
+        let limits = super::rate::Limits {
+            own: self.settings.rate_limit.map(super::rate::Bucket::new),
+            global: self.global_bucket.clone(),
+        };
         let socket = async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
@@ -236,6 +248,7 @@ impl Server {
                 outbox,
                 bot,
                 accepting,
+                limits,
             }
             .run()
             .await;

@@ -57,6 +57,8 @@ pub(crate) struct Socket {
     pub(crate) bot: Bot,
     /// Whether the server still accepts sockets (false once shutdown began).
     pub(crate) accepting: Arc<std::sync::atomic::AtomicBool>,
+    /// The inbound rate limits this socket obeys.
+    pub(crate) limits: super::rate::Limits,
 }
 
 impl Socket {
@@ -68,6 +70,7 @@ impl Socket {
             outbox,
             bot,
             accepting,
+            mut limits,
         } = self;
         let target = guard.id().to_string();
         guard.register(outbox.clone());
@@ -76,7 +79,7 @@ impl Socket {
             outbox.close(SHUTDOWN);
         }
         tracing::debug!(socket = %target, "websocket connected");
-        let end = serve(&mut ws, &outbox, &bot, &target).await;
+        let end = serve(&mut ws, &outbox, &bot, &target, &mut limits).await;
         match end {
             End::Gone => {}
             End::Close(reason) => {
@@ -123,6 +126,7 @@ async fn serve(
     outbox: &Outbox,
     bot: &Bot,
     target: &str,
+    limits: &mut super::rate::Limits,
 ) -> End {
     let mut batch = VecDeque::new();
     loop {
@@ -144,7 +148,10 @@ async fn serve(
                 }
             }
             incoming = ws.next() => match incoming {
-                Some(Ok(Frame::Text(text))) => bot.parse(to_event(text.as_str(), target)).await,
+                Some(Ok(Frame::Text(text))) => {
+                    limits.admit().await;
+                    bot.parse(to_event(text.as_str(), target)).await
+                }
                 Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
                 // Pings are answered by tungstenite; pongs answer our typing pings; a close
                 // frame is answered by tungstenite and the stream then ends.
