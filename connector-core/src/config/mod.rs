@@ -127,6 +127,7 @@ pub struct Config {
     pub welcome_message: bool,
     /// The `runtime:` section.
     pub runtime: RuntimeConfig,
+    warnings: Vec<String>,
     source: Arc<Source>,
 }
 
@@ -185,7 +186,10 @@ impl Config {
             text: text.to_string(),
             locations: LocationMap::build(text),
         });
-        let loader = Loader { source: &source };
+        let loader = Loader {
+            source: &source,
+            warnings: Default::default(),
+        };
         if matches!(value, Value::Null) {
             return Err(ConfigError::Empty {
                 at: loader.at("", None),
@@ -240,8 +244,17 @@ impl Config {
             web,
             welcome_message,
             runtime,
+            warnings: loader.warnings.into_inner(),
             source,
         })
+    }
+
+    /// What the loader warned about (unknown or ignored keys), each as
+    /// `<origin>:<line>: <message>`. They are also logged as they are found; a
+    /// program that sets up logging from this configuration (and so after
+    /// loading it) can log them from here instead of loading twice.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The connector instance named `name` (the key under `connectors:`).
@@ -310,9 +323,21 @@ fn key_text(k: &Value) -> Option<String> {
 
 struct Loader<'a> {
     source: &'a Arc<Source>,
+    warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Loader<'_> {
+    /// Logs a warning about the file and keeps it for [`Config::warnings`].
+    fn warn(&self, line: Option<usize>, message: String) {
+        let origin = &self.source.origin;
+        tracing::warn!(origin = %origin, line, "{message}");
+        let at = match line {
+            Some(line) => format!("{origin}:{line}"),
+            None => origin.clone(),
+        };
+        self.warnings.borrow_mut().push(format!("{at}: {message}"));
+    }
+
     fn at(&self, path: &str, loc: Option<locate::Loc>) -> ErrorLocation {
         ErrorLocation::new(&self.source.origin, Some(path), loc)
     }
@@ -367,19 +392,16 @@ impl Loader<'_> {
     fn warn_unknown_keys(&self, root: &Mapping) {
         for key in root.keys() {
             let name = key_text(key).unwrap_or_else(|| "?".to_string());
-            let loc = self.source.locations.key(&name);
-            let line = loc.map_or(0, |l| l.line);
+            let line = self.source.locations.key(&name).map(|l| l.line);
             if IGNORED_KEYS.contains(&name.as_str()) {
-                tracing::warn!(
-                    origin = %self.source.origin,
+                self.warn(
                     line,
-                    "configuration key `{name}` is accepted for opsdroid compatibility but ignored"
+                    format!("configuration key `{name}` is accepted for opsdroid compatibility but ignored"),
                 );
             } else if !KNOWN_KEYS.contains(&name.as_str()) {
-                tracing::warn!(
-                    origin = %self.source.origin,
+                self.warn(
                     line,
-                    "unknown top-level configuration key `{name}` ignored"
+                    format!("unknown top-level configuration key `{name}` ignored"),
                 );
             }
         }
@@ -470,9 +492,14 @@ impl Loader<'_> {
             let is_required = self.flag(&raw, &path, "required", false)?;
             let enabled = self.flag(&raw, &path, "enabled", true)?;
             if raw.contains_key("module") {
-                tracing::warn!(
-                    origin = %self.source.origin,
-                    "`{path}.module` is ignored: connector types are built in"
+                let line = self
+                    .source
+                    .locations
+                    .key(&format!("{path}.module"))
+                    .map(|l| l.line);
+                self.warn(
+                    line,
+                    format!("`{path}.module` is ignored: connector types are built in"),
                 );
             }
             for reserved in RESERVED_CONNECTOR_KEYS {

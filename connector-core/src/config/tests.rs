@@ -651,3 +651,20 @@ fn from_str_uses_process_env_without_panicking() {
         )
     );
 }
+
+#[test]
+fn unknown_and_ignored_keys_are_kept_as_warnings_with_their_lines() {
+    let cfg = match load("connectors:\n  shell:\n    module: x\nbogus: 1\nmodule-path: /tmp\n") {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        cfg.warnings(),
+        [
+            "configuration.yaml:4: unknown top-level configuration key `bogus` ignored",
+            "configuration.yaml:5: configuration key `module-path` is accepted for opsdroid compatibility but ignored",
+            "configuration.yaml:3: `connectors.shell.module` is ignored: connector types are built in",
+        ]
+    );
+    assert!(load(FULL).map(|c| c.warnings().is_empty()).unwrap_or(false));
+}

@@ -30,14 +30,14 @@ fn main() -> ExitCode {
             other => return usage_error(&format!("unknown argument `{other}`")),
         }
     }
-    let load = || match &path {
+    let config = match &path {
         Some(p) => Config::from_path(p),
         None => Config::from_str(
             connector_examples::DEFAULT_CONFIG,
             "<embedded configuration>",
         ),
     };
-    let config = match load() {
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -45,15 +45,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.logging.level.as_deref());
-    // Load again now that logging is set up (at the level the file asks for), so the
-    // loader's warnings — unknown top-level keys, ignored opsdroid keys — are shown.
-    let config = match load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    // Logging depends on the file, so the loader's warnings (unknown top-level keys,
+    // ignored opsdroid keys) were found before it existed: log them now.
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runner = match connector_examples::builder().build(&config) {
         Ok(r) => r,
         Err(e) => {
