@@ -2,6 +2,7 @@
 //! `bot` binary runs.
 
 pub mod irc;
+pub mod rate;
 pub mod shell;
 pub mod skills;
 pub mod websocket;

@@ -66,6 +66,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
 use self::proto::{Line, LineReader, MAX_LINE};
+use crate::rate::Bucket;
 
 /// The IRC connector's configuration section (see the [module docs](self)).
 #[derive(Debug, Deserialize)]
@@ -109,26 +110,16 @@ pub struct IrcConfig {
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: f64,
     /// The send rate limit.
-    #[serde(default)]
+    #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
 
-/// A token bucket: `burst` lines at once, then `per-second` lines a second.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct RateLimit {
-    /// Lines that may be sent back to back (default 5).
-    pub burst: u32,
-    /// Lines per second after the burst (default 2).
-    pub per_second: f64,
-}
+pub use crate::rate::RateLimit;
 
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            burst: 5,
-            per_second: 2.0,
-        }
+fn default_rate_limit() -> RateLimit {
+    RateLimit {
+        burst: 5,
+        per_second: 2.0,
     }
 }
 
@@ -167,11 +158,6 @@ struct Link {
     user: Mutex<String>,
     channels: Mutex<Option<Vec<String>>>,
     bucket: Mutex<Option<Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    last: Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -291,25 +277,10 @@ impl Irc {
 
     /// Waits for a token of the send rate limit.
     async fn throttle(&self) {
-        let limit = &self.config().rate_limit;
-        let burst = f64::from(limit.burst.max(1));
-        let rate = limit.per_second.max(0.01);
-        loop {
-            let wait = {
-                let mut bucket = lock(&self.link.bucket);
-                let now = Instant::now();
-                let b = bucket.get_or_insert(Bucket {
-                    tokens: burst,
-                    last: now,
-                });
-                b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(burst);
-                b.last = now;
-                if b.tokens >= 1.0 {
-                    b.tokens -= 1.0;
-                    return;
-                }
-                Duration::from_secs_f64((1.0 - b.tokens) / rate)
-            };
+        let wait = lock(&self.link.bucket)
+            .get_or_insert_with(|| Bucket::new(self.config().rate_limit))
+            .take(Instant::now());
+        if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
     }

@@ -66,12 +66,11 @@
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
 //! and allocates its write buffer only when it has something to send.
 
-mod rate;
 mod registry;
 mod server;
 mod socket;
 
-pub use self::rate::RateLimit;
+pub use crate::rate::RateLimit;
 
 #[doc(hidden)]
 pub use socket::to_event;

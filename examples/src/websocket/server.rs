@@ -55,7 +55,7 @@ pub(crate) struct Server {
     /// Cancelled by `disconnect`: stops the accept loop and the HTTP connections.
     pub(crate) stop: CancellationToken,
     /// The server-wide inbound bucket (`global-rate-limit`), shared by every socket.
-    global_bucket: Option<Arc<std::sync::Mutex<super::rate::Bucket>>>,
+    global_bucket: Option<Arc<std::sync::Mutex<crate::rate::Bucket>>>,
 }
 
 impl Server {
@@ -68,7 +68,7 @@ impl Server {
             .max_message_size(Some(max));
         let global_bucket = settings
             .global_rate_limit
-            .map(|l| Arc::new(std::sync::Mutex::new(super::rate::Bucket::new(l))));
+            .map(|l| Arc::new(std::sync::Mutex::new(crate::rate::Bucket::new(l))));
         Self {
             settings,
             ws_config,
@@ -213,8 +213,8 @@ impl Server {
         let outbox = Arc::new(Outbox::new(self.settings.send_queue));
         let accepting = self.accepting.clone();
         let bot = bot.clone();
-        let limits = super::rate::Limits {
-            own: self.settings.rate_limit.map(super::rate::Bucket::new),
+        let limits = crate::rate::Limits {
+            own: self.settings.rate_limit.map(crate::rate::Bucket::new),
             global: self.global_bucket.clone(),
         };
         let socket = async move {

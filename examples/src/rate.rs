@@ -1,4 +1,5 @@
-//! Inbound rate limits: token buckets that slow a client down instead of dropping its frames.
+//! Rate limits: token buckets that make the caller wait instead of dropping anything (the
+//! websocket connector's inbound limits, the IRC connector's send limit).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,13 +7,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-/// A token bucket: `burst` frames at once, then `per-second` frames a second.
+/// A token bucket: `burst` at once, then `per-second` a second.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RateLimit {
-    /// Frames accepted back to back.
+    /// How many may pass back to back.
     pub burst: u32,
-    /// Frames a second after the burst.
+    /// How many a second after the burst.
     pub per_second: f64,
 }
 
