@@ -5,21 +5,18 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use serde::de::DeserializeOwned;
 
 use crate::bot::Bot;
 use crate::config::{ConfigError, ConnectorSection, WebConfig};
+use crate::dispatch::Dispatch;
 use crate::error::{ConnectorError, SendError};
-use crate::event::{AnyEvent, Event, EventKind};
 use crate::events::Typing;
+use crate::model::{AnyEvent, Event, EventKind};
 
-/// A boxed, `Send` future: what dynamic dispatch and typed sends return. A nameable type
-/// (rather than `impl Future`) keeps a compile error about an unsupported event to one
-/// diagnostic instead of three.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::dispatch::BoxFuture;
 
 /// A connector's identity and configuration.
 ///
@@ -170,7 +167,10 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             config,
             raw: section.raw().clone(),
             default_target: RwLock::new(default_target),
-            bot_name: section.get_str("bot-name").unwrap_or("opsdroid").to_owned(),
+            bot_name: section
+                .get_str("bot-name")
+                .unwrap_or(crate::config::DEFAULT_BOT_NAME)
+                .to_owned(),
             is_default: section.is_default,
             is_required: section.is_required,
             web: section.web.clone(),
@@ -237,33 +237,37 @@ impl<C> ConnectorState<C> {
 /// The object-safe view of a connector the runtime stores; implemented for every
 /// [`Connector`].
 #[doc(hidden)]
-pub trait DynConnector: Send + Sync + 'static {
-    fn dyn_name(&self) -> &str;
+pub trait DynConnector: Dispatch {
     fn dyn_type(&self) -> &'static str;
     fn dyn_supported(&self) -> &'static [&'static EventKind];
-    fn dyn_default_target(&self) -> Option<Arc<str>>;
     fn dyn_bot_name(&self) -> &str;
     fn dyn_is_default(&self) -> bool;
     fn dyn_is_required(&self) -> bool;
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     fn dyn_listen<'a>(&'a self, bot: &'a Bot) -> BoxFuture<'a, Result<(), ConnectorError>>;
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
-    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>>;
-    fn as_any(&self) -> &dyn Any;
+    /// The connector itself, for typed handles (a wrapper returns what it wraps).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-impl<C: Connector> DynConnector for C {
+impl<C: Connector> Dispatch for C {
     fn dyn_name(&self) -> &str {
         self.name()
     }
+    fn dyn_default_target(&self) -> Option<Arc<str>> {
+        self.default_target()
+    }
+    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>> {
+        self.dispatch(event)
+    }
+}
+
+impl<C: Connector> DynConnector for C {
     fn dyn_type(&self) -> &'static str {
         C::TYPE
     }
     fn dyn_supported(&self) -> &'static [&'static EventKind] {
         C::SUPPORTED
-    }
-    fn dyn_default_target(&self) -> Option<Arc<str>> {
-        self.default_target()
     }
     fn dyn_bot_name(&self) -> &str {
         self.bot_name()
@@ -283,45 +287,37 @@ impl<C: Connector> DynConnector for C {
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(self.disconnect())
     }
-    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>> {
-        self.dispatch(event)
-    }
-    fn as_any(&self) -> &dyn Any {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+impl Bot {
+    /// A typed handle on the connector instance `name`, when it exists and is a `C`.
+    pub fn connector<C: Connector>(&self, name: &str) -> Option<Handle<C>> {
+        let inner = self.connector_any(name)?.downcast::<C>().ok()?;
+        Some(Handle { inner })
     }
 }
 
 /// A typed handle on a running connector, from [`Bot::connector`]: sends are checked
 /// against the connector's registered events at compile time.
 pub struct Handle<C> {
-    inner: Arc<dyn DynConnector>,
-    _type: std::marker::PhantomData<fn() -> C>,
+    inner: Arc<C>,
 }
 
 impl<C> Clone for Handle<C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            _type: std::marker::PhantomData,
         }
     }
 }
 
 impl<C: Connector> Handle<C> {
-    pub(crate) fn new(inner: Arc<dyn DynConnector>) -> Option<Self> {
-        inner.as_any().downcast_ref::<C>()?;
-        Some(Self {
-            inner,
-            _type: std::marker::PhantomData,
-        })
-    }
-
     /// The connector itself.
     pub fn get(&self) -> &C {
-        match self.inner.as_any().downcast_ref::<C>() {
-            Some(c) => c,
-            None => unreachable!("checked in Handle::new"),
-        }
+        &self.inner
     }
 
     /// Sends an event this connector supports; other event types do not compile.
@@ -329,6 +325,6 @@ impl<C: Connector> Handle<C> {
     where
         C: Supports<E>,
     {
-        self.get().send(event)
+        self.inner.send(event)
     }
 }

@@ -31,7 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{DynEvent, Event, EventKind, EventMeta};
+use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta};
 
 macro_rules! root_event {
     ($(#[$doc:meta])* $name:ident { $( $(#[$fdoc:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
@@ -163,6 +163,28 @@ impl Message {
             text: text.into(),
             meta: EventMeta::default(),
         }
+    }
+}
+
+/// Messages are the events most code handles: their text is one call away on any event.
+impl AnyEvent {
+    /// The text of the event when it is a `Message` or a descendant of one.
+    pub fn text(&self) -> Option<&str> {
+        self.upcast_ref::<Message>().map(|m| m.text.as_str())
+    }
+}
+
+/// A bare string is a `Message`, as in opsdroid's `respond("text")`.
+impl From<&str> for AnyEvent {
+    fn from(text: &str) -> Self {
+        AnyEvent::new(Message::new(text))
+    }
+}
+
+/// A bare string is a `Message`, as in opsdroid's `respond("text")`.
+impl From<String> for AnyEvent {
+    fn from(text: String) -> Self {
+        AnyEvent::new(Message::new(text))
     }
 }
 

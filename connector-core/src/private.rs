@@ -9,7 +9,7 @@ pub use crate::connector::{
     BoxFuture, Connector, ConnectorInfo, ConnectorState, DynConnector, Supports,
 };
 pub use crate::error::{BoxError, ConnectorError, SendError};
-pub use crate::event::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
+pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
 pub use serde;
 pub use serde_yaml;
 pub use std::any::TypeId;

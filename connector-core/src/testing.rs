@@ -33,13 +33,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::bot::Bot;
+use crate::builder::BotBuilder;
 use crate::config::{ConfigError, ConnectorSection, ReconnectPolicy, RuntimeConfig};
 use crate::connector::{
     BoxFuture, Connector, ConnectorInfo, ConnectorState, DynConnector, Supports,
 };
+use crate::dispatch::Dispatch;
 use crate::error::{BotError, ConnectorError, SendError};
-use crate::event::{AnyEvent, Event, EventKind};
-use crate::runtime::BotBuilder;
+use crate::model::{AnyEvent, Event, EventKind};
 use crate::skill::Skill;
 
 /// How long the `next_*` helpers wait before giving up.
@@ -272,23 +273,23 @@ impl<E: Event> Supports<E> for MemoryConnector {
 /// The marker `MemoryRemote::close` sends through the input queue.
 #[derive(Clone, Debug, Default)]
 struct EndOfInput {
-    meta: crate::event::EventMeta,
+    meta: crate::model::EventMeta,
 }
 
 impl Event for EndOfInput {
     const KIND: &'static EventKind =
         &EventKind::__new("EndOfInput", None, std::any::TypeId::of::<EndOfInput>);
     type Parent = ();
-    fn meta(&self) -> &crate::event::EventMeta {
+    fn meta(&self) -> &crate::model::EventMeta {
         &self.meta
     }
-    fn meta_mut(&mut self) -> &mut crate::event::EventMeta {
+    fn meta_mut(&mut self) -> &mut crate::model::EventMeta {
         &mut self.meta
     }
     fn parent(&self) -> &() {
         &()
     }
-    fn __parent_dyn(&self) -> Option<&dyn crate::event::DynEvent> {
+    fn __parent_dyn(&self) -> Option<&dyn crate::model::DynEvent> {
         None
     }
 }
@@ -299,18 +300,25 @@ struct Recorder {
     sent: mpsc::UnboundedSender<AnyEvent>,
 }
 
-impl DynConnector for Recorder {
+impl Dispatch for Recorder {
     fn dyn_name(&self) -> &str {
         self.inner.dyn_name()
     }
+    fn dyn_default_target(&self) -> Option<Arc<str>> {
+        self.inner.dyn_default_target()
+    }
+    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>> {
+        let _ = self.sent.send(event.clone());
+        self.inner.dyn_dispatch(event)
+    }
+}
+
+impl DynConnector for Recorder {
     fn dyn_type(&self) -> &'static str {
         self.inner.dyn_type()
     }
     fn dyn_supported(&self) -> &'static [&'static EventKind] {
         self.inner.dyn_supported()
-    }
-    fn dyn_default_target(&self) -> Option<Arc<str>> {
-        self.inner.dyn_default_target()
     }
     fn dyn_bot_name(&self) -> &str {
         self.inner.dyn_bot_name()
@@ -330,12 +338,8 @@ impl DynConnector for Recorder {
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         self.inner.dyn_disconnect()
     }
-    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>> {
-        let _ = self.sent.send(event.clone());
-        self.inner.dyn_dispatch(event)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self.inner.as_any()
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self.inner.clone().into_any()
     }
 }
 

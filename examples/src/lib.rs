@@ -1,11 +1,7 @@
-//! Real connectors built on connector-core (shell, websocket, irc), the example bot's skills, and the builder the
-//! `bot` binary runs.
+//! The example bot: every built-in connector, the example skills, and the configuration the
+//! `bot` binary runs without `--config`.
 
-pub mod irc;
-pub mod rate;
-pub mod shell;
 pub mod skills;
-pub mod websocket;
 
 use connector_core::BotBuilder;
 
@@ -13,12 +9,17 @@ use connector_core::BotBuilder;
 /// `hello` and `echo` skills.
 pub const DEFAULT_CONFIG: &str = include_str!("default-configuration.yaml");
 
-/// A builder that knows every connector in this crate and every example skill.
+/// A builder that knows every built-in connector and every example skill.
 pub fn builder() -> BotBuilder {
     BotBuilder::new()
-        .connector::<shell::Shell>()
-        .connector::<websocket::Websocket>()
-        .connector::<irc::Irc>()
+        .connector::<connector_shell::Shell>()
+        .connector::<connector_websocket::Websocket>()
+        .connector::<connector_irc::Irc>()
         .skill(skills::hello())
         .skill(skills::echo())
 }
+
+/// The repository README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

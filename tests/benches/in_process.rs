@@ -59,14 +59,6 @@ impl Drop for Harness {
     }
 }
 
-fn echo() -> Skill {
-    Skill::new("echo", |ctx: SkillContext| async move {
-        let text = ctx.text().to_owned();
-        ctx.respond(text).await
-    })
-    .catchall_messages()
-}
-
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("in_process");
     for (name, rt) in [
@@ -85,7 +77,7 @@ fn bench(c: &mut Criterion) {
                 .expect("a runtime"),
         ),
     ] {
-        let mut harness = start(&rt, vec![echo()]);
+        let mut harness = start(&rt, vec![connector_tests::skills::echo()]);
         let reply = rt.block_on(harness.round_trip("hello"));
         assert_eq!(reply.text(), Some("hello"));
         group.bench_function(name, |b| {

@@ -15,18 +15,14 @@ use std::time::Duration;
 
 use connector_core::config::Config;
 use connector_core::prelude::*;
-use connector_core::testing::{MemoryConnector, TestBot, TestRun};
-use connector_examples::irc::Irc;
-use connector_examples::websocket::Websocket;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use connector_core::testing::{MemoryConnector, TestBot};
+use connector_irc::Irc;
+use connector_tests::ws::{Client, Server, connect, expect_close, next_text, post, reserve};
+use connector_websocket::Websocket;
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as RawFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const LIMIT: Duration = Duration::from_secs(10);
 
 /// Loads `yaml` and builds the connector it configures (the typed sections are read then).
 fn load(yaml: &str) -> Result<(), String> {
@@ -152,13 +148,7 @@ async fn config_rows_fail_with_their_exact_message_and_the_process_still_serves(
     // The same process builds and runs a bot afterwards.
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(
-            Skill::new("echo", |ctx: SkillContext| async move {
-                let text = ctx.text().to_owned();
-                ctx.respond(text).await
-            })
-            .catchall_messages(),
-        )
+        .skill(connector_tests::skills::echo())
         .connector(chat)
         .start()
         .unwrap();
@@ -169,113 +159,16 @@ async fn config_rows_fail_with_their_exact_message_and_the_process_still_serves(
 
 // ---- websocket -------------------------------------------------------------------------
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct Server {
-    run: TestRun,
-    addr: SocketAddr,
-}
-
 async fn start(section: &str) -> Server {
-    let yaml = format!("connectors:\n  websocket: {section}\nweb: {{host: 127.0.0.1, port: 0}}\n");
-    let config = Config::from_str(&yaml, "t.yaml").unwrap();
-    let connector = Websocket::from_section(config.connector("websocket").unwrap()).unwrap();
-    let run = TestBot::new()
-        .skill(
-            Skill::new("echo", |ctx: SkillContext| async move {
-                let text = ctx.text().to_owned();
-                ctx.respond(text).await
-            })
-            .catchall_messages(),
-        )
-        .connector(connector)
-        .start()
-        .unwrap();
-    let handle = run.bot().connector::<Websocket>("websocket").unwrap();
-    let addr = tokio::time::timeout(LIMIT, async {
-        loop {
-            if let Some(addr) = handle.get().local_addr() {
-                return addr;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
-    Server { run, addr }
-}
-
-/// `POST /connector/websocket`: the status line and body.
-async fn post(addr: SocketAddr) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "POST /connector/websocket HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(LIMIT, stream.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-async fn reserve(addr: SocketAddr) -> String {
-    let (status, body) = post(addr).await;
-    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
-    body.strip_prefix(r#"{"socket": ""#)
-        .and_then(|b| b.strip_suffix(r#""}"#))
-        .unwrap()
-        .to_owned()
-}
-
-async fn connect(addr: SocketAddr, id: &str) -> Client {
-    let url = format!("ws://{addr}/connector/websocket/{id}");
-    let (ws, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(url))
-        .await
-        .unwrap()
-        .unwrap();
-    ws
+    Server::echo(section).await.unwrap()
 }
 
 async fn client(addr: SocketAddr) -> Client {
-    let id = reserve(addr).await;
-    connect(addr, &id).await
+    connector_tests::ws::client(addr).await.unwrap()
 }
 
-async fn next(ws: &mut Client) -> Frame {
-    loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await {
-            Ok(Some(Ok(Frame::Pong(_) | Frame::Ping(_)))) => continue,
-            Ok(Some(Ok(frame))) => return frame,
-            Ok(other) => panic!("the connection ended: {other:?}"),
-            Err(_) => panic!("no frame within {LIMIT:?}"),
-        }
-    }
-}
-
-async fn next_text(ws: &mut Client) -> String {
-    match next(ws).await {
-        Frame::Text(t) => t.as_str().to_owned(),
-        other => panic!("expected a text frame, got {other:?}"),
-    }
-}
-
-async fn expect_close(ws: &mut Client, code: u16) {
-    match next(ws).await {
-        Frame::Close(Some(frame)) => assert_eq!(u16::from(frame.code), code, "{frame:?}"),
-        other => panic!("expected close {code}, got {other:?}"),
-    }
-}
-
-/// A fresh client still gets its echo: the server serves after the bad input.
 async fn still_serves(addr: SocketAddr) {
-    let mut ws = client(addr).await;
-    ws.send(Frame::text("still serving")).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "still serving");
-    ws.close(None).await.unwrap();
+    connector_tests::ws::still_serves(addr).await.unwrap()
 }
 
 #[tokio::test]
@@ -313,7 +206,7 @@ async fn an_invalid_utf8_text_frame_closes_with_1007() {
     let mut ws = client(server.addr).await;
     let bad = RawFrame::message(vec![b'h', 0xff, 0xfe, b'i'], OpCode::Data(Data::Text), true);
     ws.send(Frame::Frame(bad)).await.unwrap();
-    expect_close(&mut ws, 1007).await;
+    expect_close(&mut ws, 1007, None).await;
     drop(ws);
     // Its slot is freed (max-connections is 1).
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -328,7 +221,7 @@ async fn a_huge_frame_closes_with_1009_and_the_server_serves_on() {
     ws.send(Frame::text("z".repeat(4 * 1024 * 1024)))
         .await
         .unwrap();
-    expect_close(&mut ws, 1009).await;
+    expect_close(&mut ws, 1009, None).await;
     drop(ws);
     tokio::time::sleep(Duration::from_millis(100)).await;
     still_serves(server.addr).await;
@@ -338,8 +231,8 @@ async fn a_huge_frame_closes_with_1009_and_the_server_serves_on() {
 #[tokio::test]
 async fn a_socket_field_cannot_hijack_another_clients_socket() {
     let server = start("{}").await;
-    let victim_id = reserve(server.addr).await;
-    let mut victim = connect(server.addr, &victim_id).await;
+    let victim_id = reserve(server.addr).await.unwrap();
+    let mut victim = connect(server.addr, &victim_id).await.unwrap();
     let mut attacker = client(server.addr).await;
     let frame = format!(r#"{{"message": "pwned", "socket": "{victim_id}"}}"#);
     attacker.send(Frame::text(frame)).await.unwrap();
@@ -360,13 +253,9 @@ async fn a_connection_flood_beyond_max_connections_gets_429_and_leaks_nothing() 
         open.push(client(server.addr).await);
     }
     for _ in 0..20 {
-        assert_eq!(
-            post(server.addr).await,
-            (
-                "HTTP/1.1 429 Too Many Requests".to_owned(),
-                r#""No connections available""#.to_owned()
-            )
-        );
+        let reply = post(server.addr, None).await.unwrap();
+        assert_eq!(reply.status_line, "HTTP/1.1 429 Too Many Requests");
+        assert_eq!(reply.body, r#""No connections available""#);
     }
     // The open sockets are unaffected.
     for ws in &mut open {

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use connector_core::EventKind;
-use connector_core::event::prepare_response;
 use connector_core::events::{ALL, FileError};
 use connector_core::prelude::*;
+use connector_core::respond::prepare_response;
 use serde_json::json;
 
 /// A root event defined in this crate.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use connector_core::config::{ConnectorSection, ReconnectPolicy};
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot};
+use connector_tests::skills;
 use tokio::time::Instant;
 
 fn policy(jitter: f64) -> ReconnectPolicy {
@@ -20,14 +21,6 @@ fn policy(jitter: f64) -> ReconnectPolicy {
         jitter,
         max_attempts: None,
     }
-}
-
-fn echo() -> Skill {
-    Skill::new("echo", |ctx: SkillContext| async move {
-        let text = format!("echo {}", ctx.text());
-        ctx.respond(text).await
-    })
-    .catchall_messages()
 }
 
 fn build<C: Connector>(name: &str) -> C {
@@ -83,14 +76,14 @@ async fn connect_fails_three_times_then_the_bot_comes_up_on_the_configured_backo
     let p = policy(0.2);
     let mut run = TestBot::new()
         .runtime(|r| r.reconnect = p.clone())
-        .skill(echo())
+        .skill(skills::echo())
         .connector(flaky)
         .connector(chat)
         .start()
         .unwrap();
     // The other connector serves while the flaky one is still failing.
     remote.inject(Message::new("hi").target("lobby"));
-    assert_eq!(run.next_sent().await.unwrap().text(), Some("echo hi"));
+    assert_eq!(run.next_sent().await.unwrap().text(), Some("hi"));
     assert!(
         calls.lock().unwrap().len() < 4,
         "answered before the flaky one connected"
@@ -114,7 +107,7 @@ async fn connect_fails_three_times_then_the_bot_comes_up_on_the_configured_backo
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(calls.lock().unwrap().len(), 4);
     remote.inject(Message::new("still").target("lobby"));
-    assert_eq!(run.next_sent().await.unwrap().text(), Some("echo still"));
+    assert_eq!(run.next_sent().await.unwrap().text(), Some("still"));
     run.shutdown().await.unwrap();
 }
 
@@ -126,7 +119,7 @@ async fn a_permanent_connect_failure_is_tried_once_and_the_others_keep_running()
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
         .runtime(|r| r.reconnect = policy(0.0))
-        .skill(echo())
+        .skill(skills::echo())
         .connector(flaky)
         .connector(chat)
         .start()
@@ -135,7 +128,7 @@ async fn a_permanent_connect_failure_is_tried_once_and_the_others_keep_running()
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(calls.lock().unwrap().len(), 1, "no retry storm");
     remote.inject(Message::new("alive?").target("lobby"));
-    assert_eq!(run.next_sent().await.unwrap().text(), Some("echo alive?"));
+    assert_eq!(run.next_sent().await.unwrap().text(), Some("alive?"));
     assert!(!run.bot().is_shutting_down());
     run.shutdown().await.unwrap();
 }
@@ -199,7 +192,7 @@ async fn a_listen_error_mid_stream_loses_no_event_already_handed_over() {
         .skill(
             Skill::new("slow-echo", |ctx: SkillContext| async move {
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                let text = format!("echo {}", ctx.text());
+                let text = ctx.text().to_owned();
                 ctx.respond(text).await
             })
             .catchall_messages(),
@@ -215,7 +208,7 @@ async fn a_listen_error_mid_stream_loses_no_event_already_handed_over() {
         got.push(ev.text().unwrap().to_owned());
     }
     got.sort();
-    let mut want: Vec<String> = (0..200).map(|i| format!("echo m{i}")).collect();
+    let mut want: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
     want.sort();
     assert_eq!(got, want, "every parsed event answered exactly once");
     assert_eq!(
@@ -356,7 +349,7 @@ async fn a_skill_past_its_timeout_is_cancelled_and_the_user_gets_the_error_reply
     let mut run = TestBot::new()
         .runtime(|r| r.skill_timeout = Some(Duration::from_secs(30)))
         .skill(hang)
-        .skill(echo())
+        .skill(skills::echo())
         .connector(chat)
         .start()
         .unwrap();
@@ -364,7 +357,7 @@ async fn a_skill_past_its_timeout_is_cancelled_and_the_user_gets_the_error_reply
     remote.inject(Message::new("hello").user("bob").target("room-b"));
     // The other conversation is not held up by the hung skill.
     let first = run.next_sent().await.unwrap();
-    assert_eq!(first.text(), Some("echo hello"));
+    assert_eq!(first.text(), Some("hello"));
     assert_eq!(first.meta().target.as_deref(), Some("room-b"));
     let second = loop {
         // `next_sent` gives up after 5s of (paused) time; the reply comes at 30s.
@@ -385,7 +378,7 @@ async fn a_skill_past_its_timeout_is_cancelled_and_the_user_gets_the_error_reply
     );
     // The conversation it held is free again.
     remote.inject(Message::new("after").user("ann").target("room-a"));
-    assert_eq!(run.next_sent().await.unwrap().text(), Some("echo after"));
+    assert_eq!(run.next_sent().await.unwrap().text(), Some("after"));
     run.shutdown().await.unwrap();
 }
 

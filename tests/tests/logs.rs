@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot};
-use connector_examples::websocket::Websocket;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use connector_tests::ws::{Server, connect, next_text, post, socket_of};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// Everything the subscriber writes, shared with the test.
@@ -105,54 +104,20 @@ async fn the_websocket_token_never_reaches_the_logs() {
     );
     let config = Config::from_str(&yaml, "t.yaml").unwrap();
     tracing::debug!(?config, "loaded");
-    let connector = Websocket::from_section(config.connector("websocket").unwrap()).unwrap();
-    let run = TestBot::new()
-        .skill(
-            Skill::new("echo", |ctx: SkillContext| async move {
-                let text = ctx.text().to_owned();
-                ctx.respond(text).await
-            })
-            .catchall_messages(),
-        )
-        .connector(connector)
-        .start()
-        .unwrap();
-    let handle = run.bot().connector::<Websocket>("websocket").unwrap();
-    let addr = loop {
-        if let Some(addr) = handle.get().local_addr() {
-            break addr;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let section = format!("{{token: {TOKEN}}}");
+    let server = Server::echo(&section).await.unwrap();
+    let addr = server.addr;
     // A wrong token (refused), then the right one.
-    for token in ["wrong-token", TOKEN] {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!(
-            "POST /connector/websocket HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        tcp.read_to_string(&mut response).await.unwrap();
-        if token == TOKEN {
-            let id = response
-                .split("\"socket\": \"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .expect("a socket id")
-                .to_owned();
-            let (mut ws, _) =
-                tokio_tungstenite::connect_async(format!("ws://{addr}/connector/websocket/{id}"))
-                    .await
-                    .unwrap();
-            ws.send(Frame::text("hello")).await.unwrap();
-            let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .unwrap();
-            assert!(matches!(reply, Some(Ok(Frame::Text(t))) if t.as_str() == "hello"));
-        } else {
-            assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-        }
-    }
+    let refused = post(addr, Some("wrong-token")).await.unwrap();
+    assert!(
+        refused.status_line.starts_with("HTTP/1.1 401"),
+        "{refused:?}"
+    );
+    let id = socket_of(&post(addr, Some(TOKEN)).await.unwrap());
+    let mut ws = connect(addr, &id).await.unwrap();
+    ws.send(Frame::text("hello")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "hello");
+    let run = server.run;
     run.shutdown().await.unwrap();
     let logs = logs.text();
     assert!(logs.contains("loaded"), "the capture works: {logs}");

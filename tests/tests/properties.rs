@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use connector_core::config::{Config, substitute};
 use connector_core::prelude::*;
-use connector_examples::shell::Shell;
-use connector_examples::websocket::{Websocket, to_event};
+use connector_shell::Shell;
+use connector_websocket::{Websocket, to_event};
 use proptest::prelude::*;
 
 fn cases(n: u32) -> ProptestConfig {

@@ -360,13 +360,7 @@ async fn parse_returns_before_the_skill_finishes() {
 async fn the_bots_own_messages_are_ignored() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
-        .skill(
-            Skill::new("echo", |ctx: SkillContext| async move {
-                let text = ctx.text().to_owned();
-                ctx.respond(text).await
-            })
-            .catchall_messages(),
-        )
+        .skill(connector_tests::skills::echo())
         .connector(chat)
         .start()
         .unwrap();

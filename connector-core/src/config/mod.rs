@@ -37,6 +37,7 @@
 mod env;
 mod error;
 mod locate;
+pub mod seconds;
 mod secret;
 mod sections;
 mod typed;
@@ -50,7 +51,7 @@ use serde_yaml::{Mapping, Value};
 pub use self::env::{EnvError, substitute};
 pub use self::error::{ConfigError, ErrorLocation};
 pub use self::secret::Secret;
-pub use self::sections::{ConnectorSection, SkillSection};
+pub use self::sections::{ConnectorSection, DEFAULT_BOT_NAME, SkillSection, default_bot_name};
 pub use self::typed::{
     DEFAULT_ERROR_REPLY, LoggingConfig, ReconnectPolicy, RuntimeConfig, WebConfig,
     normalize_log_level,

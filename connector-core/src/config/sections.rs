@@ -10,6 +10,27 @@ use super::Source;
 use super::error::{ConfigError, ErrorLocation};
 use super::locate::join;
 
+/// The bot's name on a service when its section sets none: opsdroid's default, so an
+/// opsdroid user's clients and own-message filtering behave as before.
+pub const DEFAULT_BOT_NAME: &str = "opsdroid";
+
+/// [`DEFAULT_BOT_NAME`] as an owned string, for `#[serde(default = "…")]` on a connector's
+/// `bot-name` field:
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "kebab-case")]
+/// struct Section {
+///     #[serde(default = "connector_core::config::default_bot_name")]
+///     bot_name: String,
+/// }
+/// let s: Section = serde_yaml::from_str("{}").unwrap();
+/// assert_eq!(s.bot_name, "opsdroid");
+/// ```
+pub fn default_bot_name() -> String {
+    DEFAULT_BOT_NAME.to_owned()
+}
+
 /// Deserialize `value` (found at key path `prefix`) into `T`, turning serde's
 /// error into a [`ConfigError::Deserialize`] with the full key path and the
 /// file position looked up in the source's location map.

@@ -1,10 +1,9 @@
 //! The typed sections the runtime itself reads: `logging`, `web`, `runtime`.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer};
 
 /// The reply sent when a skill fails, matching opsdroid's wording.
 pub const DEFAULT_ERROR_REPLY: &str = "Whoops there has been an error.";
@@ -101,14 +100,14 @@ pub struct RuntimeConfig {
     /// Whether messages sent by the bot itself are dropped before skills see them.
     pub ignore_own_messages: bool,
     /// How long to wait for in-flight work on shutdown (seconds in YAML).
-    #[serde(deserialize_with = "de_seconds")]
+    #[serde(deserialize_with = "super::seconds::deserialize")]
     pub shutdown_timeout: Duration,
     /// How long to wait for each connector to disconnect (seconds in YAML).
-    #[serde(deserialize_with = "de_seconds")]
+    #[serde(deserialize_with = "super::seconds::deserialize")]
     pub disconnect_timeout: Duration,
     /// How long one skill may run on one event before it is cancelled, logged with its name,
     /// and the user gets the error reply (seconds in YAML, default 60; `null` = no limit).
-    #[serde(deserialize_with = "de_opt_seconds")]
+    #[serde(deserialize_with = "super::seconds::option")]
     pub skill_timeout: Option<Duration>,
     /// Backoff used when a connector loses its connection.
     pub reconnect: ReconnectPolicy,
@@ -139,10 +138,10 @@ fn de_error_reply<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 #[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
 pub struct ReconnectPolicy {
     /// Delay before the first retry (default 1s).
-    #[serde(deserialize_with = "de_seconds")]
+    #[serde(deserialize_with = "super::seconds::deserialize")]
     pub initial: Duration,
     /// Upper bound of the un-jittered delay (default 60s).
-    #[serde(deserialize_with = "de_seconds")]
+    #[serde(deserialize_with = "super::seconds::deserialize")]
     pub max: Duration,
     /// Growth per attempt, at least 1.0 (default 2.0).
     #[serde(deserialize_with = "de_factor")]
@@ -207,73 +206,6 @@ impl ReconnectPolicy {
     pub fn allows_attempt(&self, attempts_made: u32) -> bool {
         self.max_attempts.is_none_or(|max| attempts_made < max)
     }
-}
-
-struct SecondsVisitor;
-
-impl Visitor<'_> for SecondsVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a non-negative number of seconds")
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v).map(Duration::from_secs).map_err(|_| {
-            E::custom(format_args!(
-                "invalid duration {v}: expected a non-negative number of seconds"
-            ))
-        })
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        if !v.is_finite() || v < 0.0 {
-            return Err(E::custom(format_args!(
-                "invalid duration {v}: expected a non-negative number of seconds"
-            )));
-        }
-        Duration::try_from_secs_f64(v)
-            .map_err(|_| E::custom(format_args!("invalid duration {v}: too large")))
-    }
-}
-
-/// Deserialize a number of seconds (integer or float, non-negative) as a `Duration`.
-fn de_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(SecondsVisitor)
-}
-
-/// Like [`de_seconds`], with `null` for "no limit".
-fn de_opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    struct OptSeconds;
-    impl<'de> Visitor<'de> for OptSeconds {
-        type Value = Option<Duration>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a non-negative number of seconds or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            de_seconds(d).map(Some)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            SecondsVisitor.visit_u64(v).map(Some)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            SecondsVisitor.visit_i64(v).map(Some)
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            SecondsVisitor.visit_f64(v).map(Some)
-        }
-    }
-    d.deserialize_any(OptSeconds)
 }
 
 fn de_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {

@@ -1,5 +1,5 @@
 use connector_core::prelude::*;
-use connector_examples::irc::Irc;
+use connector_irc::Irc;
 
 // IRC has no reactions: the connector registers no `Reaction` handler, so this is refused
 // at compile time.

@@ -1,4 +1,4 @@
-//! The shell connector: chat with the bot on stdin and stdout.
+//! The shell connector for [`connector_core`] bots: chat with the bot on stdin and stdout.
 //!
 //! Configuration (`connectors: { shell: … }`):
 //!
@@ -11,6 +11,12 @@
 //! finishes, so the bot answers what is queued and exits 0. Unlike opsdroid's, it binds no
 //! event loop at construction (opsdroid's fails with "Event loop is closed") and it does not
 //! parse an endless stream of empty messages at end of file.
+#![deny(missing_docs)]
+
+/// The crate README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -26,12 +32,8 @@ use tokio::sync::mpsc;
 #[serde(rename_all = "kebab-case")]
 pub struct ShellConfig {
     /// The bot's name, shown in the prompt.
-    #[serde(default = "default_bot_name")]
+    #[serde(default = "connector_core::config::default_bot_name")]
     pub bot_name: String,
-}
-
-fn default_bot_name() -> String {
-    "opsdroid".to_owned()
 }
 
 type Reader = Box<dyn AsyncBufRead + Send + Unpin>;

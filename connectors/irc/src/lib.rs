@@ -51,6 +51,12 @@
 //! `Reaction` and other events have no handler, so sending them through a typed IRC handle
 //! does not compile. The server's `PING` is answered with `PONG`; a server that goes away or
 //! stays silent past `ping-timeout` makes `listen` fail, and the SDK reconnects with backoff.
+#![deny(missing_docs)]
+
+/// The crate README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod proto;
 
@@ -58,6 +64,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_core::prelude::*;
+use connector_core::sync::lock;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -66,7 +73,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
 use self::proto::{Line, LineReader, MAX_LINE};
-use crate::rate::Bucket;
+use connector_core::rate::TokenBucket;
 
 /// The IRC connector's configuration section (see the [module docs](self)).
 #[derive(Debug, Deserialize)]
@@ -101,20 +108,29 @@ pub struct IrcConfig {
     #[serde(default)]
     pub notices: bool,
     /// Seconds of silence before a client-side `PING` (default 60).
-    #[serde(default = "default_ping_interval")]
-    pub ping_interval: f64,
+    #[serde(
+        default = "default_ping_interval",
+        deserialize_with = "connector_core::config::seconds::deserialize"
+    )]
+    pub ping_interval: Duration,
     /// Seconds to wait for an answer to that `PING` (default 30).
-    #[serde(default = "default_ping_timeout")]
-    pub ping_timeout: f64,
+    #[serde(
+        default = "default_ping_timeout",
+        deserialize_with = "connector_core::config::seconds::deserialize"
+    )]
+    pub ping_timeout: Duration,
     /// Seconds for connecting and registering (default 30).
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: f64,
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "connector_core::config::seconds::deserialize"
+    )]
+    pub connect_timeout: Duration,
     /// The send rate limit.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
 
-pub use crate::rate::RateLimit;
+pub use connector_core::rate::RateLimit;
 
 fn default_rate_limit() -> RateLimit {
     RateLimit {
@@ -126,18 +142,19 @@ fn default_rate_limit() -> RateLimit {
 fn default_port() -> u16 {
     6667
 }
-fn default_ping_interval() -> f64 {
-    60.0
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(60)
 }
-fn default_ping_timeout() -> f64 {
-    30.0
+fn default_ping_timeout() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_connect_timeout() -> f64 {
-    30.0
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600))
+/// A configured duration, at least a millisecond (a zero timer would spin).
+fn at_least_1ms(d: Duration) -> Duration {
+    d.max(Duration::from_millis(1))
 }
 
 /// The IRC connector (see the [module docs](self)).
@@ -157,14 +174,7 @@ struct Link {
     nick: Mutex<String>,
     user: Mutex<String>,
     channels: Mutex<Option<Vec<String>>>,
-    bucket: Mutex<Option<Bucket>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+    bucket: Mutex<Option<TokenBucket>>,
 }
 
 /// What one inbound line asks of the connector.
@@ -278,7 +288,7 @@ impl Irc {
     /// Waits for a token of the send rate limit.
     async fn throttle(&self) {
         let wait = lock(&self.link.bucket)
-            .get_or_insert_with(|| Bucket::new(self.config().rate_limit))
+            .get_or_insert_with(|| TokenBucket::new(self.config().rate_limit))
             .take(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -469,12 +479,14 @@ impl Irc {
         let config = self.config();
         // A previous link's writer is dropped first.
         self.link.writer.lock().await.take();
-        tokio::time::timeout(seconds(config.connect_timeout), self.register())
+        tokio::time::timeout(at_least_1ms(config.connect_timeout), self.register())
             .await
             .map_err(|_| {
                 format!(
                     "irc: no welcome from {}:{} within {} s",
-                    config.server, config.port, config.connect_timeout
+                    config.server,
+                    config.port,
+                    config.connect_timeout.as_secs_f64()
                 )
             })?
     }
@@ -486,8 +498,8 @@ impl Irc {
             .take()
             .ok_or("irc: listen called before connect")?;
         let config = self.config();
-        let interval = seconds(config.ping_interval);
-        let timeout = seconds(config.ping_timeout);
+        let interval = at_least_1ms(config.ping_interval);
+        let timeout = at_least_1ms(config.ping_timeout);
         let mut last_input = Instant::now();
         let mut pinged: Option<Instant> = None;
         loop {
@@ -516,7 +528,7 @@ impl Irc {
                     if pinged.is_some() {
                         return Err(format!(
                             "irc: no answer from the server for {} s; the link is dead",
-                            config.ping_interval + config.ping_timeout
+                            (config.ping_interval + config.ping_timeout).as_secs_f64()
                         )
                         .into());
                     }

@@ -55,7 +55,7 @@ pub(crate) struct Server {
     /// Cancelled by `disconnect`: stops the accept loop and the HTTP connections.
     pub(crate) stop: CancellationToken,
     /// The server-wide inbound bucket (`global-rate-limit`), shared by every socket.
-    global_bucket: Option<Arc<std::sync::Mutex<crate::rate::Bucket>>>,
+    global_bucket: Option<Arc<std::sync::Mutex<connector_core::rate::TokenBucket>>>,
 }
 
 impl Server {
@@ -66,9 +66,11 @@ impl Server {
             .write_buffer_size(WRITE_BUFFER)
             .max_frame_size(Some(max))
             .max_message_size(Some(max));
-        let global_bucket = settings
-            .global_rate_limit
-            .map(|l| Arc::new(std::sync::Mutex::new(crate::rate::Bucket::new(l))));
+        let global_bucket = settings.global_rate_limit.map(|l| {
+            Arc::new(std::sync::Mutex::new(
+                connector_core::rate::TokenBucket::new(l),
+            ))
+        });
         Self {
             settings,
             ws_config,
@@ -213,8 +215,11 @@ impl Server {
         let outbox = Arc::new(Outbox::new(self.settings.send_queue));
         let accepting = self.accepting.clone();
         let bot = bot.clone();
-        let limits = crate::rate::Limits {
-            own: self.settings.rate_limit.map(crate::rate::Bucket::new),
+        let limits = crate::limits::Limits {
+            own: self
+                .settings
+                .rate_limit
+                .map(connector_core::rate::TokenBucket::new),
             global: self.global_bucket.clone(),
         };
         let socket = async move {

@@ -1,4 +1,4 @@
-//! The websocket connector: opsdroid's websocket protocol, byte for byte, so opsdroid's web
+//! The websocket connector for [`connector_core`] bots: opsdroid's websocket protocol, byte for byte, so opsdroid's web
 //! and desktop clients work unchanged; without opsdroid's bugs.
 //!
 //! # Configuration
@@ -65,12 +65,19 @@
 //!
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
 //! and allocates its write buffer only when it has something to send.
+#![deny(missing_docs)]
 
+/// The crate README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+mod limits;
 mod registry;
 mod server;
 mod socket;
 
-pub use crate::rate::RateLimit;
+pub use connector_core::rate::RateLimit;
 
 #[doc(hidden)]
 pub use socket::to_event;
@@ -82,6 +89,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use connector_core::prelude::*;
+use connector_core::sync::lock;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -94,14 +102,17 @@ use self::server::{Server, Settings};
 #[serde(rename_all = "kebab-case")]
 pub struct WebsocketConfig {
     /// The bot's name (default `opsdroid`).
-    #[serde(default = "default_bot_name")]
+    #[serde(default = "connector_core::config::default_bot_name")]
     pub bot_name: String,
     /// Reservations plus open sockets allowed at once (default 10).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Seconds a reservation stays valid (default 60).
-    #[serde(default = "default_connection_timeout")]
-    pub connection_timeout: u64,
+    #[serde(
+        default = "default_connection_timeout",
+        deserialize_with = "connector_core::config::seconds::deserialize"
+    )]
+    pub connection_timeout: Duration,
     /// The `Authorization` header value a POST must carry, when set.
     #[serde(default)]
     pub token: Option<Secret<String>>,
@@ -119,14 +130,11 @@ pub struct WebsocketConfig {
     pub global_rate_limit: Option<RateLimit>,
 }
 
-fn default_bot_name() -> String {
-    "opsdroid".to_owned()
-}
 fn default_max_connections() -> usize {
     10
 }
-fn default_connection_timeout() -> u64 {
-    60
+fn default_connection_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_max_frame_size() -> usize {
     64 * 1024
@@ -163,10 +171,7 @@ impl Websocket {
                 rate_limit: config.rate_limit,
                 global_rate_limit: config.global_rate_limit,
             };
-            Arc::new(Server::new(
-                settings,
-                Duration::from_secs(config.connection_timeout),
-            ))
+            Arc::new(Server::new(settings, config.connection_timeout))
         })
     }
 
@@ -186,13 +191,6 @@ impl Websocket {
                 Err(format!("websocket: no open socket {target}").into())
             }
         }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

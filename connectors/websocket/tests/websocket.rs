@@ -2,36 +2,20 @@
 //! tests speak opsdroid's protocol to it with raw HTTP/1.1 (for byte-level checks of status
 //! lines, headers and bodies) and tokio-tungstenite (the websocket client).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use connector_core::prelude::*;
-use connector_core::testing::{TestBot, TestRun};
-use connector_examples::websocket::Websocket;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use connector_tests::LIMIT;
+use connector_tests::skills;
+use connector_tests::ws::*;
+use connector_websocket::Websocket;
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// Generous limit that only keeps a broken test from hanging.
-const LIMIT: Duration = Duration::from_secs(10);
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A bot with the websocket connector on a free port of 127.0.0.1.
-struct Server {
-    run: TestRun,
-    addr: SocketAddr,
-}
 
 fn skills() -> Vec<Skill> {
     vec![
-        Skill::new("echo", |ctx: SkillContext| async move {
-            let text = ctx.text().to_owned();
-            ctx.respond(text).await
-        })
-        .catchall_messages(),
+        skills::echo(),
         Skill::new("whoami", |ctx: SkillContext| async move {
             let user = ctx.event().meta().user.clone();
             ctx.respond(format!("user={}", user.as_deref().unwrap_or("none")))
@@ -48,193 +32,7 @@ fn skills() -> Vec<Skill> {
 
 /// Starts a bot whose `connectors.websocket` section is `section` (a YAML flow mapping).
 async fn start(section: &str) -> anyhow::Result<Server> {
-    start_with(section, skills()).await
-}
-
-/// Like [`start`], with these skills.
-async fn start_with(section: &str, skills: Vec<Skill>) -> anyhow::Result<Server> {
-    let yaml = format!("connectors:\n  websocket: {section}\nweb: {{host: 127.0.0.1, port: 0}}\n");
-    let config = Config::from_str(&yaml, "t.yaml")?;
-    let connector = Websocket::from_section(config.connector("websocket").expect("section"))?;
-    let mut bot = TestBot::new();
-    for skill in skills {
-        bot = bot.skill(skill);
-    }
-    let run = bot.connector(connector).start()?;
-    let handle = run
-        .bot()
-        .connector::<Websocket>("websocket")
-        .expect("the websocket connector");
-    let addr = tokio::time::timeout(LIMIT, async {
-        loop {
-            if let Some(addr) = handle.get().local_addr() {
-                return addr;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await?;
-    Ok(Server { run, addr })
-}
-
-/// An HTTP response, as bytes on the wire.
-#[derive(Debug)]
-struct Reply {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `request` verbatim and reads one response (headers, then `Content-Length` bytes).
-async fn http(addr: SocketAddr, request: &str) -> anyhow::Result<Reply> {
-    tokio::time::timeout(LIMIT, async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "connection closed before the response head");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8(buf[..head_end].to_vec())?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(": "))
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse())
-            .transpose()?
-            .unwrap_or(0);
-        let mut body = buf[head_end + 4..].to_vec();
-        while body.len() < length {
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "connection closed before the end of the body");
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Ok(Reply {
-            status_line,
-            headers,
-            body: String::from_utf8(body)?,
-        })
-    })
-    .await?
-}
-
-async fn post(addr: SocketAddr, authorization: Option<&str>) -> anyhow::Result<Reply> {
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    http(
-        addr,
-        &format!(
-            "POST /connector/websocket HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        ),
-    )
-    .await
-}
-
-/// A raw websocket upgrade request for `id`, for checking refusals byte by byte.
-async fn raw_upgrade(addr: SocketAddr, id: &str) -> anyhow::Result<Reply> {
-    http(
-        addr,
-        &format!(
-            "GET /connector/websocket/{id} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        ),
-    )
-    .await
-}
-
-/// The socket id from a 200 reply's body, checking its exact shape.
-fn socket_of(reply: &Reply) -> String {
-    assert_eq!(reply.status_line, "HTTP/1.1 200 OK", "{reply:?}");
-    let id = reply
-        .body
-        .strip_prefix(r#"{"socket": ""#)
-        .and_then(|rest| rest.strip_suffix(r#""}"#))
-        .unwrap_or_else(|| panic!("unexpected body {:?}", reply.body));
-    assert_eq!(id.len(), 36, "uuid-shaped id: {id}");
-    id.to_owned()
-}
-
-async fn reserve(addr: SocketAddr) -> anyhow::Result<String> {
-    Ok(socket_of(&post(addr, None).await?))
-}
-
-async fn connect(addr: SocketAddr, id: &str) -> anyhow::Result<Client> {
-    let url = format!("ws://{addr}/connector/websocket/{id}");
-    let (ws, response) =
-        tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(url)).await??;
-    assert_eq!(response.status(), 101);
-    Ok(ws)
-}
-
-/// Reserves and connects.
-async fn client(addr: SocketAddr) -> anyhow::Result<Client> {
-    let id = reserve(addr).await?;
-    connect(addr, &id).await
-}
-
-/// The next frame that is not a pong, failing after [`LIMIT`].
-async fn next(ws: &mut Client) -> Frame {
-    loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await {
-            Ok(Some(Ok(Frame::Pong(_)))) => continue,
-            Ok(Some(Ok(frame))) => return frame,
-            Ok(other) => panic!("the connection ended: {other:?}"),
-            Err(_) => panic!("no frame within {LIMIT:?}"),
-        }
-    }
-}
-
-async fn next_text(ws: &mut Client) -> String {
-    match next(ws).await {
-        Frame::Text(t) => t.as_str().to_owned(),
-        other => panic!("expected a text frame, got {other:?}"),
-    }
-}
-
-async fn expect_close(ws: &mut Client, code: u16, reason: &str) {
-    match next(ws).await {
-        Frame::Close(Some(frame)) => {
-            assert_eq!(u16::from(frame.code), code, "close code");
-            assert_eq!(frame.reason.as_str(), reason, "close reason");
-        }
-        other => panic!("expected close {code}, got {other:?}"),
-    }
-}
-
-/// POSTs until one succeeds (a slot being freed), failing after [`LIMIT`].
-async fn reserve_eventually(addr: SocketAddr) -> anyhow::Result<String> {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let reply = post(addr, None).await?;
-        if reply.status_line == "HTTP/1.1 200 OK" {
-            return Ok(socket_of(&reply));
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot was never freed: {reply:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Server::start(section, skills()).await
 }
 
 // ---- POST /connector/websocket ---------------------------------------------------------
@@ -502,7 +300,7 @@ async fn an_oversize_frame_closes_with_1009() -> anyhow::Result<()> {
     ws.send(Frame::text("x".repeat(1024))).await?;
     assert_eq!(next_text(&mut ws).await.len(), 1024);
     ws.send(Frame::text("y".repeat(4000))).await?;
-    expect_close(&mut ws, 1009, "message too big").await;
+    expect_close(&mut ws, 1009, Some("message too big")).await;
     server.run.shutdown().await?;
     Ok(())
 }
@@ -512,7 +310,12 @@ async fn a_binary_frame_closes_with_1003() -> anyhow::Result<()> {
     let server = start("{max-connections: 1}").await?;
     let mut ws = client(server.addr).await?;
     ws.send(Frame::binary(vec![1u8, 2, 3])).await?;
-    expect_close(&mut ws, 1003, "binary frames are not supported; send text").await;
+    expect_close(
+        &mut ws,
+        1003,
+        Some("binary frames are not supported; send text"),
+    )
+    .await;
     drop(ws);
     reserve_eventually(server.addr).await?;
     server.run.shutdown().await?;
@@ -548,7 +351,7 @@ async fn shutdown_closes_every_socket_with_1001() -> anyhow::Result<()> {
     let addr = server.addr;
     let shutdown = tokio::spawn(server.run.shutdown());
     for ws in &mut clients {
-        expect_close(ws, 1001, "Server shutdown").await;
+        expect_close(ws, 1001, Some("Server shutdown")).await;
     }
     tokio::time::timeout(LIMIT, shutdown).await???;
     // The server is gone.
@@ -570,7 +373,7 @@ async fn shutdown_with_1000_messages_in_flight_answers_every_one_before_1001() -
         ctx.respond(text).await
     })
     .catchall_messages();
-    let mut server = start_with("{max-connections: 200}", vec![slow_echo]).await?;
+    let mut server = Server::start("{max-connections: 200}", vec![slow_echo]).await?;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(client(server.addr).await?);
@@ -650,35 +453,6 @@ async fn sends_without_an_open_target_socket_fail() -> anyhow::Result<()> {
         .await;
     assert!(garbage.is_err(), "{garbage:?}");
     server.run.shutdown().await?;
-    Ok(())
-}
-
-#[tokio::test]
-async fn the_example_builder_serves_websocket_configurations() -> anyhow::Result<()> {
-    let config = Config::from_str(
-        "connectors:\n  websocket: {max-connections: 3, token: t}\nweb: {port: 0}\n",
-        "configuration.yaml",
-    )?;
-    let runner = connector_examples::builder().build(&config)?;
-    let bot = runner.bot();
-    let task = tokio::spawn(runner.run_until(std::future::pending()));
-    let handle = bot.connector::<Websocket>("websocket").expect("registered");
-    let addr = tokio::time::timeout(LIMIT, async {
-        loop {
-            if let Some(addr) = handle.get().local_addr() {
-                return addr;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await?;
-    assert!(addr.ip().is_loopback(), "binds 127.0.0.1 by default");
-    let mut ws = connect(addr, &socket_of(&post(addr, Some("t")).await?)).await?;
-    ws.send(Frame::text("from the bot binary's builder"))
-        .await?;
-    assert_eq!(next_text(&mut ws).await, "from the bot binary's builder");
-    bot.shutdown();
-    tokio::time::timeout(LIMIT, task).await???;
     Ok(())
 }
 

@@ -421,12 +421,6 @@ impl AnyEvent {
             None => Err(self),
         }
     }
-
-    /// The text of the event when it is a `Message` or a descendant of one.
-    pub fn text(&self) -> Option<&str> {
-        self.upcast_ref::<crate::events::Message>()
-            .map(|m| m.text.as_str())
-    }
 }
 
 impl fmt::Debug for AnyEvent {
@@ -439,59 +433,4 @@ impl<E: Event> From<E> for AnyEvent {
     fn from(event: E) -> Self {
         AnyEvent::new(event)
     }
-}
-
-/// A bare string is a `Message`, as in opsdroid's `respond("text")`.
-impl From<&str> for AnyEvent {
-    fn from(text: &str) -> Self {
-        AnyEvent::new(crate::events::Message::new(text))
-    }
-}
-
-/// A bare string is a `Message`, as in opsdroid's `respond("text")`.
-impl From<String> for AnyEvent {
-    fn from(text: String) -> Self {
-        AnyEvent::new(crate::events::Message::new(text))
-    }
-}
-
-/// Makes `response` an answer to `trigger`, as opsdroid's `Event.respond` does: the
-/// response takes user, user_id, target and connector from the trigger unless it already has
-/// them, and its `linked_event` becomes the trigger.
-pub fn prepare_response(trigger: &AnyEvent, response: impl Into<AnyEvent>) -> AnyEvent {
-    let mut response = response.into();
-    let from = trigger.meta();
-    let needs = {
-        let m = response.meta();
-        m.user.is_none()
-            || m.user_id.is_none()
-            || m.target.is_none()
-            || m.connector.is_none()
-            || m.linked_event.is_none()
-    };
-    if needs {
-        let (user, user_id, target, connector) = (
-            from.user.clone(),
-            from.user_id.clone(),
-            from.target.clone(),
-            from.connector.clone(),
-        );
-        let m = response.meta_mut();
-        if m.user.is_none() {
-            m.user = user;
-        }
-        if m.user_id.is_none() {
-            m.user_id = user_id.or_else(|| m.user.clone());
-        }
-        if m.target.is_none() {
-            m.target = target;
-        }
-        if m.connector.is_none() {
-            m.connector = connector;
-        }
-        if m.linked_event.is_none() {
-            m.linked_event = Some(Linked::Event(trigger.clone()));
-        }
-    }
-    response
 }

@@ -145,10 +145,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, OutState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        connector_core::sync::lock(&self.state)
     }
 
     /// Queues a frame for the socket's writer.
@@ -232,10 +229,7 @@ impl Registry {
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        connector_core::sync::lock(&self.pending)
     }
 
     fn shard(&self, id: SocketId) -> &RwLock<IdMap<Arc<Outbox>>> {

@@ -58,7 +58,7 @@ pub(crate) struct Socket {
     /// Whether the server still accepts sockets (false once shutdown began).
     pub(crate) accepting: Arc<std::sync::atomic::AtomicBool>,
     /// The inbound rate limits this socket obeys.
-    pub(crate) limits: crate::rate::Limits,
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl Socket {
@@ -126,7 +126,7 @@ async fn serve(
     outbox: &Outbox,
     bot: &Bot,
     target: &str,
-    limits: &mut crate::rate::Limits,
+    limits: &mut crate::limits::Limits,
 ) -> End {
     let mut batch = VecDeque::new();
     loop {

@@ -10,12 +10,9 @@ use std::time::Duration;
 use connector_core::config::ConnectorSection;
 use connector_core::prelude::*;
 use connector_core::testing::{TestBot, TestRun};
-use connector_examples::shell::Shell;
-use connector_examples::skills;
+use connector_shell::Shell;
+use connector_tests::{LIMIT, connector_from, skills};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
-
-/// Generous limit that only keeps a broken test from hanging.
-const LIMIT: Duration = Duration::from_secs(10);
 
 /// An in-memory output the test can read while the shell writes to it.
 #[derive(Clone, Default)]
@@ -69,10 +66,7 @@ fn bare_shell() -> anyhow::Result<Shell> {
 }
 
 fn mybot_shell() -> anyhow::Result<Shell> {
-    let config =
-        connector_core::Config::from_str("connectors:\n  shell:\n    bot-name: mybot\n", "t.yaml")?;
-    let section = config.connector("shell").expect("shell section");
-    Ok(Shell::from_section(section)?)
+    connector_from("connectors:\n  shell:\n    bot-name: mybot\n", "shell")
 }
 
 /// A shell reading all of `input` (then end of file), writing to a shared buffer.

@@ -2,15 +2,15 @@
 //! port (see `irc/ngircd.rs`), a bot in-process with the connector, and raw-socket IRC
 //! clients that talk to it.
 
-#[path = "irc/ngircd.rs"]
+#[path = "support/ngircd.rs"]
 mod ngircd;
 
 use std::time::Duration;
 
 use connector_core::prelude::*;
 use connector_core::testing::{TestBot, TestRun};
-use connector_examples::irc::Irc;
-use connector_examples::skills;
+use connector_irc::Irc;
+use connector_tests::{connector_from, fast_reconnect, skills};
 use ngircd::Ngircd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -192,13 +192,8 @@ fn start_bot(port: u16, nick: &str) -> TestRun {
         "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: {nick}, channels: ['{CHANNEL}'], \
          rate-limit: {{burst: 20, per-second: 50}}, ping-interval: 5, ping-timeout: 5}}\n"
     );
-    let config = Config::from_str(&yaml, "t.yaml").expect("config");
-    let connector = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
-    let mut bot = TestBot::new().runtime(|r| {
-        r.reconnect.initial = Duration::from_millis(50);
-        r.reconnect.max = Duration::from_millis(300);
-        r.reconnect.max_attempts = None;
-    });
+    let connector: Irc = connector_from(&yaml, "irc").expect("irc");
+    let mut bot = TestBot::new().runtime(fast_reconnect);
     for skill in test_skills() {
         bot = bot.skill(skill);
     }
@@ -320,18 +315,19 @@ async fn the_bot_reconnects_and_rejoins_after_a_server_restart() {
     run.shutdown().await.expect("shutdown");
 }
 
-/// The README's IRC capability table lists exactly the events the connector registers.
+/// The crate docs' outbound table (the only copy of it) lists exactly the events the
+/// connector registers.
 #[test]
-fn the_readme_capability_table_matches_the_code() {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split("\n## The IRC connector\n")
+fn the_documented_outbound_events_are_the_registered_ones() {
+    let docs = include_str!("../src/lib.rs");
+    let table = docs
+        .split("//! | outbound | sent as |")
         .nth(1)
-        .expect("README has a section `## The IRC connector`");
-    let section = section.split("\n## ").next().unwrap_or(section);
-    let mut documented: Vec<&str> = section
+        .expect("the crate docs have an outbound table");
+    let mut documented: Vec<&str> = table
         .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
+        .skip(2) // the rest of the header row, and the separator
+        .map_while(|l| l.strip_prefix("//! | `"))
         .filter_map(|l| l.split('`').next())
         .collect();
     let mut registered: Vec<&str> = <Irc as Connector>::SUPPORTED
@@ -410,14 +406,9 @@ fn start_bot_with(port: u16, extra: &str) -> TestRun {
     let yaml = format!(
         "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: ircbot, channels: ['{CHANNEL}']{extra}}}\n"
     );
-    let config = Config::from_str(&yaml, "t.yaml").expect("config");
-    let connector = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let connector: Irc = connector_from(&yaml, "irc").expect("irc");
     TestBot::new()
-        .runtime(|r| {
-            r.reconnect.initial = Duration::from_millis(50);
-            r.reconnect.max = Duration::from_millis(300);
-            r.reconnect.max_attempts = None;
-        })
+        .runtime(fast_reconnect)
         .skill(skills::echo())
         .connector(connector)
         .start()
@@ -488,8 +479,7 @@ async fn tls_refuses_a_server_it_cannot_verify() {
     let yaml = format!(
         "connectors:\n  irc: {{server: 127.0.0.1, port: {tls_port}, nick: ircbot, tls: true}}\n"
     );
-    let config = Config::from_str(&yaml, "t.yaml").expect("config");
-    let irc = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let irc: Irc = connector_from(&yaml, "irc").expect("irc");
     let err = irc.connect().await.expect_err("an unknown CA is refused");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
 }
@@ -568,8 +558,7 @@ async fn the_server_password_is_sent_and_a_wrong_one_is_a_permanent_error() {
         "connectors:\n  irc: {{server: 127.0.0.1, port: {}, nick: other, password: wrong}}\n",
         server.port
     );
-    let config = Config::from_str(&yaml, "t.yaml").expect("config");
-    let irc = Irc::from_section(config.connector("irc").expect("section")).expect("irc");
+    let irc: Irc = connector_from(&yaml, "irc").expect("irc");
     let err = irc
         .connect()
         .await

@@ -1,0 +1,179 @@
+//! Assembling a bot: the connector types it knows, the skills it has, and a configuration
+//! that picks and configures them. Running it is `lifecycle.rs`.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::{Config, ConfigError, ConnectorSection, RuntimeConfig};
+use crate::connector::{Connector, DynConnector};
+use crate::error::BotError;
+use crate::hub::Hub;
+use crate::lifecycle::Runner;
+use crate::model::AnyEvent;
+use crate::skill::{Skill, Skills};
+
+type Factory = fn(&ConnectorSection) -> Result<Arc<dyn DynConnector>, ConfigError>;
+
+/// Assembles a bot: the connector types it knows, the skills it has, and then a
+/// configuration that picks and configures them.
+///
+/// ```no_run
+/// use connector_core::prelude::*;
+/// # #[connector(name = "mychat")]
+/// # struct MyChat {}
+/// # #[connector]
+/// # impl MyChat {
+/// #     async fn connect(&self) -> Result<()> { Ok(()) }
+/// #     async fn listen(&self, _bot: &Bot) -> Result<()> { Ok(()) }
+/// # }
+/// # async fn run() -> std::result::Result<(), connector_core::BotError> {
+/// let config = Config::from_str("connectors:\n  mychat: {}\n", "configuration.yaml")?;
+/// BotBuilder::new()
+///     .connector::<MyChat>()
+///     .skill(Skill::new("echo", |ctx: SkillContext| async move {
+///         let text = ctx.text().to_owned();
+///         ctx.respond(text).await
+///     }).catchall_messages())
+///     .build(&config)?
+///     .run()
+///     .await
+/// # }
+/// ```
+#[derive(Default)]
+pub struct BotBuilder {
+    factories: Vec<(&'static str, Factory)>,
+    instances: Vec<Arc<dyn DynConnector>>,
+    skills: Vec<Skill>,
+    runtime: Option<RuntimeConfig>,
+    observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+}
+
+impl BotBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes connector type `C` available to the configuration under its type name.
+    pub fn connector<C: Connector>(mut self) -> Self {
+        fn make<C: Connector>(s: &ConnectorSection) -> Result<Arc<dyn DynConnector>, ConfigError> {
+            Ok(Arc::new(C::from_section(s)?))
+        }
+        self.factories.push((C::TYPE, make::<C>));
+        self
+    }
+
+    /// Adds an already built connector instance, in addition to the configured ones.
+    pub fn instance<C: Connector>(mut self, connector: C) -> Self {
+        self.instances.push(Arc::new(connector));
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn instance_dyn(mut self, connector: Arc<dyn DynConnector>) -> Self {
+        self.instances.push(connector);
+        self
+    }
+
+    /// Adds a skill. When the configuration has a `skills:` section, only the skills it
+    /// lists run (and each gets its section as configuration); without one, all do.
+    pub fn skill(mut self, skill: Skill) -> Self {
+        self.skills.push(skill);
+        self
+    }
+
+    /// Overrides the configuration's `runtime:` settings.
+    pub fn runtime(mut self, runtime: RuntimeConfig) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn observe_parsed(mut self, observer: mpsc::UnboundedSender<AnyEvent>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Builds the connectors the configuration names and the skills it enables. Fails,
+    /// starting nothing, on an unknown connector type or skill, or a bad connector section.
+    pub fn build(self, config: &Config) -> Result<Runner, BotError> {
+        let mut connectors: Vec<Arc<dyn DynConnector>> = Vec::new();
+        for section in &config.connectors {
+            let Some((_, make)) = self.factories.iter().find(|(t, _)| *t == section.kind) else {
+                let mut known: Vec<&str> = self.factories.iter().map(|(t, _)| *t).collect();
+                known.sort_unstable();
+                return Err(BotError::UnknownConnector {
+                    origin: config.origin().to_owned(),
+                    name: section.name.clone(),
+                    kind: section.kind.clone(),
+                    known: if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            };
+            connectors.push(make(section)?);
+        }
+        let skills = if config.skills.is_empty() {
+            self.skills.iter().map(|s| (s.clone(), None)).collect()
+        } else {
+            let mut chosen = Vec::new();
+            for section in &config.skills {
+                let Some(skill) = self.skills.iter().find(|s| s.name() == section.name) else {
+                    return Err(BotError::UnknownSkill {
+                        origin: config.origin().to_owned(),
+                        name: section.name.clone(),
+                        known: self
+                            .skills
+                            .iter()
+                            .map(|s| s.name())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                };
+                chosen.push((skill.clone(), Some(section.raw().clone())));
+            }
+            chosen
+        };
+        let runtime = self.runtime.unwrap_or_else(|| config.runtime.clone());
+        let runner = Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
+        Ok(runner.welcome(config.welcome_message))
+    }
+
+    /// Builds a bot without a configuration file: only the connectors added with
+    /// [`BotBuilder::instance`], every skill, and default (or [`BotBuilder::runtime`])
+    /// settings.
+    pub fn build_bare(self) -> Result<Runner, BotError> {
+        let skills = self.skills.into_iter().map(|s| (s, None)).collect();
+        Self::assemble(
+            Vec::new(),
+            self.instances,
+            skills,
+            self.runtime.unwrap_or_default(),
+            self.observer,
+        )
+    }
+
+    fn assemble(
+        mut connectors: Vec<Arc<dyn DynConnector>>,
+        instances: Vec<Arc<dyn DynConnector>>,
+        skills: Vec<(Skill, Option<serde_yaml::Value>)>,
+        runtime: RuntimeConfig,
+        observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+    ) -> Result<Runner, BotError> {
+        connectors.extend(instances);
+        if connectors.is_empty() {
+            return Err(BotError::NoConnectors);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &connectors {
+            if !seen.insert(c.dyn_name().to_owned()) {
+                return Err(BotError::DuplicateConnector(c.dyn_name().to_owned()));
+            }
+        }
+        let skills = Skills::compile(skills)?;
+        Ok(Runner::new(Hub::new(connectors, skills, runtime, observer)))
+    }
+}

@@ -1,0 +1,127 @@
+//! What a running skill sees ([`SkillContext`]) and what a skill is, as a function
+//! ([`SkillFn`], [`SkillOutput`]).
+//!
+//! A skill's function takes a context and returns a future; the context carries the event,
+//! the regex groups, the skill's configuration section and the [`Bot`] to answer through.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::bot::Bot;
+use crate::dispatch::BoxFuture;
+use crate::error::{BoxError, SendError};
+use crate::events::Message;
+use crate::model::AnyEvent;
+
+/// What a skill returns: `()` or `Result<(), E>` for any error type `?` can box.
+pub trait SkillOutput: Send + 'static {
+    /// The outcome as a result.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl SkillOutput for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError> + Send + 'static> SkillOutput for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The callable part of a skill. Implemented for every `Fn(SkillContext) -> impl Future`.
+pub trait SkillFn: Send + Sync + 'static {
+    /// Runs the skill.
+    fn call(&self, ctx: SkillContext) -> BoxFuture<'static, Result<(), BoxError>>;
+}
+
+impl<F, Fut> SkillFn for F
+where
+    F: Fn(SkillContext) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: SkillOutput,
+{
+    fn call(&self, ctx: SkillContext) -> BoxFuture<'static, Result<(), BoxError>> {
+        let fut = self(ctx);
+        Box::pin(async move { fut.await.into_result() })
+    }
+}
+
+/// What a running skill sees: the event, the regex groups, its configuration and the bot.
+#[derive(Clone)]
+pub struct SkillContext {
+    bot: Bot,
+    event: AnyEvent,
+    skill: Arc<SkillInfo>,
+    groups: Arc<[Option<String>]>,
+}
+
+impl SkillContext {
+    pub(crate) fn new(
+        bot: Bot,
+        event: AnyEvent,
+        skill: Arc<SkillInfo>,
+        groups: Arc<[Option<String>]>,
+    ) -> Self {
+        Self {
+            bot,
+            event,
+            skill,
+            groups,
+        }
+    }
+
+    /// The event that triggered the skill (with regex named groups as entities).
+    pub fn event(&self) -> &AnyEvent {
+        &self.event
+    }
+
+    /// The event as a message, when it is one (or a descendant such as `Reply`).
+    pub fn message(&self) -> Option<&Message> {
+        self.event.upcast_ref::<Message>()
+    }
+
+    /// The message text, or `""` for events that are not messages.
+    pub fn text(&self) -> &str {
+        self.event.text().unwrap_or("")
+    }
+
+    /// A named entity's string value (a regex named group).
+    pub fn entity(&self, name: &str) -> Option<&str> {
+        self.event.meta().entity_str(name)
+    }
+
+    /// Regex group `i` (0 is the whole match), when a regex matcher chose this skill.
+    pub fn group(&self, i: usize) -> Option<&str> {
+        self.groups.get(i).and_then(|g| g.as_deref())
+    }
+
+    /// The bot, to send elsewhere or look up connectors.
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// The skill's name.
+    pub fn skill_name(&self) -> &str {
+        &self.skill.name
+    }
+
+    /// The skill's section under `skills:` in the configuration, if any.
+    pub fn config(&self) -> Option<&serde_yaml::Value> {
+        self.skill.config.as_ref()
+    }
+
+    /// Answers the event, as opsdroid's `event.respond`: the response inherits user, user id,
+    /// target and connector and links this event. A string is a `Message`.
+    pub async fn respond(&self, response: impl Into<AnyEvent>) -> Result<(), SendError> {
+        self.bot.respond(&self.event, response).await
+    }
+}
+
+/// A skill's name and configuration section, shared by every run of it.
+pub(crate) struct SkillInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: Option<serde_yaml::Value>,
+}

@@ -1,0 +1,123 @@
+//! The running bot's shared state, behind every [`Bot`] handle: the connectors, the
+//! conversations and the shutdown signal.
+//!
+//! An event from `Bot::parse` comes here first: the bot's own messages are dropped, an
+//! observer (the test kit) sees the rest, and the router queues each on its conversation.
+//! A send comes here to find its connector.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bot::{Bot, BotCore};
+use crate::config::RuntimeConfig;
+use crate::connector::DynConnector;
+use crate::dispatch::{BoxFuture, Dispatch};
+use crate::error::SendError;
+use crate::model::AnyEvent;
+use crate::route::Router;
+use crate::skill::Skills;
+use crate::worker::SkillRunner;
+
+pub(crate) struct Hub {
+    pub(crate) connectors: Vec<Arc<dyn DynConnector>>,
+    default_connector: Option<usize>,
+    router: Router,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) runtime: RuntimeConfig,
+    observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+}
+
+impl Hub {
+    pub(crate) fn new(
+        connectors: Vec<Arc<dyn DynConnector>>,
+        skills: Skills,
+        runtime: RuntimeConfig,
+        observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+    ) -> Self {
+        let default_connector = connectors
+            .iter()
+            .position(|c| c.dyn_is_default())
+            .or(if connectors.is_empty() { None } else { Some(0) });
+        let tracker = TaskTracker::new();
+        let runner = SkillRunner {
+            skills,
+            timeout: runtime.skill_timeout,
+            error_reply: runtime.error_reply.clone().filter(|r| !r.is_empty()),
+        };
+        Hub {
+            connectors,
+            default_connector,
+            router: Router::new(runner, tracker.clone()),
+            tracker,
+            cancel: CancellationToken::new(),
+            runtime,
+            observer,
+        }
+    }
+
+    /// Stops queueing events (shutdown); workers finish what is queued.
+    pub(crate) fn close_router(&self) {
+        self.router.close();
+    }
+
+    /// Whether the event comes from the bot itself on its connector's service.
+    fn is_own(&self, event: &AnyEvent) -> bool {
+        let meta = event.meta();
+        let (Some(user), Some(name)) = (meta.user.as_deref(), meta.connector.as_deref()) else {
+            return false;
+        };
+        self.find(name)
+            .is_some_and(|c| !c.dyn_bot_name().is_empty() && c.dyn_bot_name() == user)
+    }
+
+    /// A bot has a handful of connectors: comparing names beats hashing one per event.
+    fn find(&self, name: &str) -> Option<&Arc<dyn DynConnector>> {
+        self.connectors.iter().find(|c| c.dyn_name() == name)
+    }
+}
+
+impl BotCore for Hub {
+    fn parse<'a>(&'a self, bot: &'a Bot, event: AnyEvent) -> Option<BoxFuture<'a, ()>> {
+        if self.runtime.ignore_own_messages && self.is_own(&event) {
+            tracing::trace!(event = event.name(), "ignoring the bot's own event");
+            return None;
+        }
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(event.clone());
+        }
+        if !self.router.has_skills() {
+            return None;
+        }
+        self.router.route(bot, event)
+    }
+
+    fn resolve(&self, name: Option<&str>) -> Result<&dyn Dispatch, SendError> {
+        let connector = match name {
+            Some(name) => self
+                .find(name)
+                .ok_or_else(|| SendError::UnknownConnector(name.to_owned()))?,
+            None => self
+                .default_connector
+                .map(|i| &self.connectors[i])
+                .ok_or(SendError::NoConnectors)?,
+        };
+        Ok(&**connector)
+    }
+
+    fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.find(name).map(|c| c.clone().into_any())
+    }
+
+    fn connector_names(&self) -> Vec<&str> {
+        self.connectors.iter().map(|c| c.dyn_name()).collect()
+    }
+
+    fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}

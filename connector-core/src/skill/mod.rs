@@ -1,0 +1,246 @@
+//! Skills: async functions or closures that react to events, chosen by matchers.
+//!
+//! Matching follows opsdroid's `parse`: every `always` and `event_type` skill whose
+//! constraints pass runs; for a `Message`, only the best-scoring `regex` skill runs (longer
+//! expressions score higher, ties go to the skill registered first); `catchall` skills run
+//! only when no regex skill matched. Unlike opsdroid, constraints apply to every matcher, and
+//! an `event_type` matcher can include subclasses.
+//!
+//! This module holds what a skill *is* (its matchers and constraints) and how one is chosen
+//! for an event (`plan`); running the chosen skills is the conversation worker's job.
+
+mod plan;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::context::SkillFn;
+use crate::model::{AnyEvent, Event, EventKind};
+
+pub use self::plan::regex_score;
+pub(crate) use self::plan::{Planned, Skills};
+
+/// How a regex must match the message text (opsdroid's `matching_condition`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegexCondition {
+    /// Match at the start of the text (Python's `re.match`, opsdroid's default).
+    Match,
+    /// Match anywhere in the text.
+    Search,
+    /// Match the whole text.
+    FullMatch,
+}
+
+/// A regex matcher's settings.
+#[derive(Clone, Debug)]
+pub struct RegexSpec {
+    /// The expression, as written (its length is the score's input).
+    pub expression: String,
+    /// Case-sensitive unless false.
+    pub case_sensitive: bool,
+    /// Where it must match.
+    pub condition: RegexCondition,
+    /// The score multiplier (opsdroid's default 0.6).
+    pub score_factor: f64,
+}
+
+/// When a skill runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Matcher {
+    /// A regex against a message's text; named groups become entities.
+    Regex(RegexSpec),
+    /// Every event.
+    Always,
+    /// Events of this kind (and its descendants when `include_subclasses`).
+    EventType {
+        /// The kind.
+        kind: &'static EventKind,
+        /// Also descendants (`Reply` for `Message`).
+        include_subclasses: bool,
+    },
+    /// Events no regex skill matched (only messages when `messages_only`).
+    Catchall {
+        /// Ignore non-message events.
+        messages_only: bool,
+    },
+}
+
+impl Matcher {
+    /// A regex matched at the start of the text, case-sensitive, score factor 0.6.
+    pub fn regex(expression: impl Into<String>) -> Self {
+        Matcher::Regex(RegexSpec {
+            expression: expression.into(),
+            case_sensitive: true,
+            condition: RegexCondition::Match,
+            score_factor: 0.6,
+        })
+    }
+
+    /// Events of type `E` exactly (opsdroid's `match_event`).
+    pub fn event<E: Event>() -> Self {
+        Matcher::EventType {
+            kind: E::KIND,
+            include_subclasses: false,
+        }
+    }
+}
+
+/// Which events a skill accepts besides its matchers: opsdroid's `constrain_rooms`,
+/// `constrain_users` and `constrain_connectors`.
+#[derive(Clone, Debug)]
+pub struct Constraint {
+    field: ConstraintField,
+    values: Vec<String>,
+    invert: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ConstraintField {
+    Rooms,
+    Users,
+    Connectors,
+}
+
+impl Constraint {
+    fn allows(&self, event: &AnyEvent) -> bool {
+        let meta = event.meta();
+        let value = match self.field {
+            ConstraintField::Rooms => meta.target.as_deref(),
+            ConstraintField::Users => meta.user.as_deref(),
+            ConstraintField::Connectors => meta.connector.as_deref(),
+        };
+        let listed = value.is_some_and(|v| self.values.iter().any(|x| x == v));
+        listed != self.invert
+    }
+}
+
+/// A skill: a name, a function, matchers and constraints.
+///
+/// ```
+/// use connector_core::prelude::*;
+///
+/// let hello = Skill::new("hello", |ctx: SkillContext| async move {
+///     let user = ctx.event().meta().user.clone().unwrap_or_default();
+///     ctx.respond(format!("Hi {user}")).await
+/// })
+/// .regex(r"(?i)(hello|hi)\b");
+/// # let _ = hello;
+/// ```
+#[derive(Clone)]
+pub struct Skill {
+    name: Arc<str>,
+    func: Arc<dyn SkillFn>,
+    matchers: Vec<Matcher>,
+    constraints: Vec<Constraint>,
+}
+
+impl fmt::Debug for Skill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Skill")
+            .field("name", &self.name)
+            .field("matchers", &self.matchers)
+            .field("constraints", &self.constraints)
+            .finish()
+    }
+}
+
+impl Skill {
+    /// A skill with no matchers yet. `func` is an async function or closure taking a
+    /// [`SkillContext`](crate::SkillContext) and returning `()` or a `Result`.
+    pub fn new(name: impl Into<String>, func: impl SkillFn) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            func: Arc::new(func),
+            matchers: Vec::new(),
+            constraints: Vec::new(),
+        }
+    }
+
+    /// The skill's name (its key under `skills:`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a matcher.
+    pub fn matcher(mut self, matcher: Matcher) -> Self {
+        self.matchers.push(matcher);
+        self
+    }
+
+    /// Matches messages whose text matches `expression` at its start.
+    pub fn regex(self, expression: impl Into<String>) -> Self {
+        self.matcher(Matcher::regex(expression))
+    }
+
+    /// Matches messages with a fully specified regex matcher.
+    pub fn regex_with(self, spec: RegexSpec) -> Self {
+        self.matcher(Matcher::Regex(spec))
+    }
+
+    /// Runs on every event.
+    pub fn always(self) -> Self {
+        self.matcher(Matcher::Always)
+    }
+
+    /// Runs on events of type `E` exactly.
+    pub fn event_type<E: Event>(self) -> Self {
+        self.matcher(Matcher::event::<E>())
+    }
+
+    /// Runs on events of type `E` and its descendants.
+    pub fn event_type_with_subclasses<E: Event>(self) -> Self {
+        self.matcher(Matcher::EventType {
+            kind: E::KIND,
+            include_subclasses: true,
+        })
+    }
+
+    /// Runs when no regex skill matched the event.
+    pub fn catchall(self) -> Self {
+        self.matcher(Matcher::Catchall {
+            messages_only: false,
+        })
+    }
+
+    /// Runs when no regex skill matched, for messages only.
+    pub fn catchall_messages(self) -> Self {
+        self.matcher(Matcher::Catchall {
+            messages_only: true,
+        })
+    }
+
+    fn constrain(mut self, field: ConstraintField, values: &[&str], invert: bool) -> Self {
+        self.constraints.push(Constraint {
+            field,
+            values: values.iter().map(|v| (*v).to_owned()).collect(),
+            invert,
+        });
+        self
+    }
+
+    /// Only events whose target is one of `rooms`.
+    pub fn constrain_rooms(self, rooms: &[&str]) -> Self {
+        self.constrain(ConstraintField::Rooms, rooms, false)
+    }
+    /// Only events whose target is not one of `rooms`.
+    pub fn constrain_rooms_except(self, rooms: &[&str]) -> Self {
+        self.constrain(ConstraintField::Rooms, rooms, true)
+    }
+    /// Only events from one of `users`.
+    pub fn constrain_users(self, users: &[&str]) -> Self {
+        self.constrain(ConstraintField::Users, users, false)
+    }
+    /// Only events not from one of `users`.
+    pub fn constrain_users_except(self, users: &[&str]) -> Self {
+        self.constrain(ConstraintField::Users, users, true)
+    }
+    /// Only events from one of the connector instances `connectors`.
+    pub fn constrain_connectors(self, connectors: &[&str]) -> Self {
+        self.constrain(ConstraintField::Connectors, connectors, false)
+    }
+    /// Only events not from one of the connector instances `connectors`.
+    pub fn constrain_connectors_except(self, connectors: &[&str]) -> Self {
+        self.constrain(ConstraintField::Connectors, connectors, true)
+    }
+}

@@ -1,0 +1,203 @@
+//! Choosing the skills for one event, as opsdroid's `parse` does: compiled matchers, regex
+//! scores, constraints.
+
+use std::sync::Arc;
+
+use regex::{Regex, RegexBuilder};
+
+use super::{Constraint, Matcher, RegexCondition, Skill};
+use crate::context::{SkillFn, SkillInfo};
+use crate::error::BotError;
+use crate::events::Message;
+use crate::model::{AnyEvent, EventKind};
+
+struct CompiledRegex {
+    regex: Regex,
+    score: f64,
+}
+
+struct CompiledSkill {
+    info: Arc<SkillInfo>,
+    func: Arc<dyn SkillFn>,
+    regexes: Vec<CompiledRegex>,
+    always: bool,
+    event_types: Vec<(&'static EventKind, bool)>,
+    catchall: Option<bool>,
+    constraints: Vec<Constraint>,
+}
+
+/// opsdroid's regex score: `(1 - 1/(len+1)^2) * factor`, so longer expressions win.
+pub fn regex_score(expression: &str, factor: f64) -> f64 {
+    let len = expression.chars().count() as f64;
+    (1.0 - 1.0 / ((len + 1.0) * (len + 1.0))) * factor
+}
+
+/// The enabled skills, compiled, in registration order.
+pub(crate) struct Skills {
+    skills: Vec<CompiledSkill>,
+    /// Shared by every plan without regex groups, so planning allocates no empty list.
+    no_groups: Arc<[Option<String>]>,
+}
+
+/// One skill chosen for one event.
+pub(crate) struct Planned {
+    pub(crate) index: usize,
+    pub(crate) event: AnyEvent,
+    pub(crate) groups: Arc<[Option<String>]>,
+}
+
+impl Skills {
+    pub(crate) fn compile(
+        skills: Vec<(Skill, Option<serde_yaml::Value>)>,
+    ) -> Result<Self, BotError> {
+        let mut compiled = Vec::with_capacity(skills.len());
+        for (skill, config) in skills {
+            let mut c = CompiledSkill {
+                info: Arc::new(SkillInfo {
+                    name: skill.name.clone(),
+                    config,
+                }),
+                func: skill.func,
+                regexes: Vec::new(),
+                always: false,
+                event_types: Vec::new(),
+                catchall: None,
+                constraints: skill.constraints,
+            };
+            for m in skill.matchers {
+                match m {
+                    Matcher::Regex(spec) => {
+                        let pattern = match spec.condition {
+                            RegexCondition::Match => format!("^(?:{})", spec.expression),
+                            RegexCondition::Search => spec.expression.clone(),
+                            RegexCondition::FullMatch => format!("^(?:{})$", spec.expression),
+                        };
+                        let regex = RegexBuilder::new(&pattern)
+                            .case_insensitive(!spec.case_sensitive)
+                            .build()
+                            .map_err(|source| BotError::Regex {
+                                skill: skill.name.to_string(),
+                                source,
+                            })?;
+                        c.regexes.push(CompiledRegex {
+                            regex,
+                            score: regex_score(&spec.expression, spec.score_factor),
+                        });
+                    }
+                    Matcher::Always => c.always = true,
+                    Matcher::EventType {
+                        kind,
+                        include_subclasses,
+                    } => c.event_types.push((kind, include_subclasses)),
+                    Matcher::Catchall { messages_only } => {
+                        // Several catch-all matchers: messages only if every one says so.
+                        c.catchall = Some(c.catchall.map_or(messages_only, |m| m && messages_only))
+                    }
+                }
+            }
+            compiled.push(c);
+        }
+        Ok(Self {
+            skills: compiled,
+            no_groups: Arc::from(Vec::new()),
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.skills.len()
+    }
+
+    /// Skill `index`'s name, configuration and function.
+    pub(crate) fn get(&self, index: usize) -> (&Arc<SkillInfo>, &Arc<dyn SkillFn>) {
+        let skill = &self.skills[index];
+        (&skill.info, &skill.func)
+    }
+
+    /// The skills to run for `event`, in opsdroid's order: always, event type, the best
+    /// regex, else catch-all.
+    pub(crate) fn plan(&self, event: &AnyEvent) -> Vec<Planned> {
+        let mut planned = Vec::new();
+        let no_groups = &self.no_groups;
+        let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event));
+        for (index, s) in self.skills.iter().enumerate() {
+            if s.always && allowed(s) {
+                planned.push(Planned {
+                    index,
+                    event: event.clone(),
+                    groups: no_groups.clone(),
+                });
+            }
+        }
+        let kind = event.kind();
+        for (index, s) in self.skills.iter().enumerate() {
+            let hit = s
+                .event_types
+                .iter()
+                .any(|(k, subs)| if *subs { kind.is_a(k) } else { kind == *k });
+            if hit && allowed(s) {
+                planned.push(Planned {
+                    index,
+                    event: event.clone(),
+                    groups: no_groups.clone(),
+                });
+            }
+        }
+        let mut ranked = false;
+        if let Some(text) = event.text() {
+            let mut best: Option<(f64, usize, regex::Captures<'_>, &Regex)> = None;
+            for (index, s) in self.skills.iter().enumerate() {
+                if s.regexes.is_empty() || !allowed(s) {
+                    continue;
+                }
+                for r in &s.regexes {
+                    if best.as_ref().is_some_and(|(score, ..)| r.score <= *score) {
+                        continue;
+                    }
+                    if let Some(caps) = r.regex.captures(text) {
+                        best = Some((r.score, index, caps, &r.regex));
+                    }
+                }
+            }
+            if let Some((_, index, caps, regex)) = best {
+                ranked = true;
+                let mut ev = event.clone();
+                let names: Vec<(&str, String)> = regex
+                    .capture_names()
+                    .flatten()
+                    .filter_map(|n| caps.name(n).map(|m| (n, m.as_str().to_owned())))
+                    .collect();
+                if !names.is_empty() {
+                    let meta = ev.meta_mut();
+                    for (n, v) in names {
+                        meta.update_entity(n, v, Some(1.0), true);
+                    }
+                }
+                let groups: Vec<Option<String>> = caps
+                    .iter()
+                    .map(|g| g.map(|m| m.as_str().to_owned()))
+                    .collect();
+                planned.push(Planned {
+                    index,
+                    event: ev,
+                    groups: Arc::from(groups),
+                });
+            }
+        }
+        if !ranked {
+            let is_message = event.is_a::<Message>();
+            for (index, s) in self.skills.iter().enumerate() {
+                if let Some(messages_only) = s.catchall
+                    && (!messages_only || is_message)
+                    && allowed(s)
+                {
+                    planned.push(Planned {
+                        index,
+                        event: event.clone(),
+                        groups: no_groups.clone(),
+                    });
+                }
+            }
+        }
+        planned
+    }
+}

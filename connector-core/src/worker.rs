@@ -1,0 +1,99 @@
+//! Running the skills chosen for one event: each in turn, bounded by `runtime.skill-timeout`,
+//! with errors and panics caught, logged with the skill's name and answered with
+//! `runtime.error-reply`.
+//!
+//! The conversation loop in `route.rs` calls [`SkillRunner::handle`] for each event of one
+//! conversation, in order.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::bot::Bot;
+use crate::context::SkillContext;
+use crate::model::AnyEvent;
+use crate::skill::{Planned, Skills};
+
+/// The compiled skills and how to run them.
+pub(crate) struct SkillRunner {
+    pub(crate) skills: Skills,
+    /// `runtime.skill-timeout`.
+    pub(crate) timeout: Option<Duration>,
+    /// `runtime.error-reply`, `None` when empty or null.
+    pub(crate) error_reply: Option<String>,
+}
+
+impl SkillRunner {
+    /// Plans and runs the skills for one event.
+    pub(crate) async fn handle(&self, bot: &Bot, event: AnyEvent) {
+        let plan = self.skills.plan(&event);
+        if plan.is_empty() {
+            tracing::trace!(event = event.name(), "no skill matched");
+            return;
+        }
+        self.run(bot, plan).await;
+    }
+
+    /// Runs the planned skills one after another, isolating failures and panics.
+    async fn run(&self, bot: &Bot, plan: Vec<Planned>) {
+        for p in plan {
+            let (info, func) = self.skills.get(p.index);
+            let trigger = p.event.clone();
+            let ctx = SkillContext::new(bot.clone(), p.event, info.clone(), p.groups);
+            let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
+            let outcome = match self.timeout {
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+                },
+                None => call.await,
+            };
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(panic) => panic_message(&*panic),
+            };
+            tracing::error!(
+                skill = %info.name,
+                event = trigger.name(),
+                error = %failure,
+                "Exception when running skill '{}'",
+                info.name
+            );
+            if let Some(reply) = self.error_reply.as_deref()
+                && let Err(e) = bot.respond(&trigger, reply.to_owned()).await
+            {
+                tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_owned()
+    }
+}
+
+/// Polls a future, turning a panic into an error so one skill cannot take down the
+/// conversation worker that runs it.
+struct CatchUnwind<F>(AssertUnwindSafe<F>);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut inner.0).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
