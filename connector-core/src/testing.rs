@@ -179,29 +179,8 @@ impl ConnectorInfo for MemoryConnector {
     fn from_section(section: &ConnectorSection) -> Result<Self, ConfigError> {
         Ok(Self::with_state(ConnectorState::from_section(section)?).0)
     }
-    fn name(&self) -> &str {
-        self.state.name()
-    }
-    fn config(&self) -> &Self::Config {
-        self.state.config()
-    }
-    fn configuration(&self) -> &serde_yaml::Mapping {
-        self.state.raw()
-    }
-    fn default_target(&self) -> Option<Arc<str>> {
-        self.state.default_target()
-    }
-    fn bot_name(&self) -> &str {
-        self.state.bot_name()
-    }
-    fn is_default(&self) -> bool {
-        self.state.is_default()
-    }
-    fn is_required(&self) -> bool {
-        self.state.is_required()
-    }
-    fn web(&self) -> &crate::config::WebConfig {
-        self.state.web()
+    fn __state(&self) -> &ConnectorState<Self::Config> {
+        &self.state
     }
 }
 

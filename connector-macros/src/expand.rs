@@ -191,29 +191,8 @@ fn connector_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
                 ) -> _cc::__private::Result<Self, _cc::__private::ConfigError> {
                     _cc::__private::Ok(#construct)
                 }
-                fn name(&self) -> &str {
-                    #state.name()
-                }
-                fn config(&self) -> &#config {
-                    #state.config()
-                }
-                fn configuration(&self) -> &_cc::__private::serde_yaml::Mapping {
-                    #state.raw()
-                }
-                fn default_target(&self) -> _cc::__private::Option<_cc::__private::Arc<str>> {
-                    #state.default_target()
-                }
-                fn bot_name(&self) -> &str {
-                    #state.bot_name()
-                }
-                fn is_default(&self) -> bool {
-                    #state.is_default()
-                }
-                fn is_required(&self) -> bool {
-                    #state.is_required()
-                }
-                fn web(&self) -> &_cc::__private::WebConfig {
-                    #state.web()
+                fn __state(&self) -> &_cc::__private::ConnectorState<Self::Config> {
+                    &#state
                 }
             }
         };

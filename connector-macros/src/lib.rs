@@ -115,8 +115,11 @@ use proc_macro::TokenStream;
 ///                 sent: Default::default(),
 ///             })
 ///         }
-///         // name, config, configuration, default_target, bot_name, is_default, is_required, web:
-///         // read from `self.__connector`
+///         // the one accessor: `name`, `config`, `configuration`, `default_target`,
+///         // `bot_name`, `is_default`, `is_required` and `web` are provided methods reading it
+///         fn __state(&self) -> &ConnectorState<ChatConfig> {
+///             &self.__connector
+///         }
 ///     }
 /// };
 /// ```
