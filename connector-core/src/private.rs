@@ -11,9 +11,11 @@ pub use crate::error::{ConnectorError, SendError};
 pub use crate::event::{AnyEvent, DynEvent, Event, EventKind, EventMeta};
 pub use std::any::TypeId;
 pub use std::boxed::Box;
+pub use std::clone::Clone;
 pub use std::default::Default;
+pub use std::fmt::Debug;
 pub use std::future::Future;
-pub use std::marker::Send;
+pub use std::marker::{Send, Sync};
 pub use std::ops::{Deref, DerefMut};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
@@ -121,4 +123,10 @@ pub fn connector_state<C: ConnectorInfo>(
 /// failure deep in the walk.
 pub fn upcast_to<E: Is<A, I>, A, I>(event: &E) -> &A {
     event.upcast()
+}
+
+/// The body of the stand-in methods `#[derive(Event)]` emits next to its error, so that
+/// uses of the type do not fail too. The crate does not compile then: this never runs.
+pub fn stub<T>() -> T {
+    unreachable!("a stand-in for an implementation that failed to generate")
 }
