@@ -21,7 +21,9 @@ pub use crate::dispatch::BoxFuture;
 /// A connector's identity and configuration.
 ///
 /// `#[connector(name = "...", config = T)]` on the struct implements it; the section of
-/// `configuration.yaml` under `connectors:` is parsed once into `Config`.
+/// `configuration.yaml` under `connectors:` is parsed once into `Config`. The macro writes
+/// `from_section` and one hidden accessor to the state it adds to the struct; every other
+/// method is provided and reads that state.
 pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     /// The connector type's name: the key under `connectors:` (or the value of `connector:`
     /// when the key is an instance name).
@@ -32,25 +34,44 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     /// Builds the connector from its configuration section. Fields other than the
     /// configuration start as `Default`; do the async set-up in `connect`, not here.
     fn from_section(section: &ConnectorSection) -> Result<Self, ConfigError>;
+    /// The instance name, configuration and settings `#[connector(...)]` stores in the
+    /// struct; what the provided methods read.
+    #[doc(hidden)]
+    fn __state(&self) -> &ConnectorState<Self::Config>;
+
     /// The instance name (the key under `connectors:`).
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        self.__state().name()
+    }
     /// The typed configuration.
-    fn config(&self) -> &Self::Config;
+    fn config(&self) -> &Self::Config {
+        self.__state().config()
+    }
     /// The raw configuration section, for keys the typed section does not declare.
-    fn configuration(&self) -> &serde_yaml::Mapping;
+    fn configuration(&self) -> &serde_yaml::Mapping {
+        self.__state().raw()
+    }
     /// Where events without a target go (`default-target`, or opsdroid's `default-room`).
-    fn default_target(&self) -> Option<Arc<str>>;
+    fn default_target(&self) -> Option<Arc<str>> {
+        self.__state().default_target()
+    }
     /// The name the bot uses on this service (`bot-name`, default `opsdroid`); messages from
     /// this user are the bot's own and are ignored by default.
-    fn bot_name(&self) -> &str;
+    fn bot_name(&self) -> &str {
+        self.__state().bot_name()
+    }
     /// Whether this instance was marked `default: true`.
-    fn is_default(&self) -> bool;
+    fn is_default(&self) -> bool {
+        self.__state().is_default()
+    }
     /// Whether this instance was marked `required: true` (the bot stops when it gives up).
     fn is_required(&self) -> bool {
-        false
+        self.__state().is_required()
     }
     /// The configuration's `web:` section (host and port), for connectors that serve HTTP.
-    fn web(&self) -> &WebConfig;
+    fn web(&self) -> &WebConfig {
+        self.__state().web()
+    }
 }
 
 /// The connection life cycle and dynamic sending. Implemented by `#[connector]` on the

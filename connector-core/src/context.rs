@@ -1,5 +1,5 @@
 //! What a running skill sees ([`SkillContext`]) and what a skill is, as a function
-//! ([`SkillFn`], [`SkillOutput`]).
+//! ([`SkillFn`], returning an [`Outcome`]).
 //!
 //! A skill's function takes a context and returns a future; the context carries the event,
 //! the regex groups, the skill's configuration section and the [`Bot`] to answer through.
@@ -9,27 +9,9 @@ use std::sync::Arc;
 
 use crate::bot::Bot;
 use crate::dispatch::BoxFuture;
-use crate::error::{BoxError, SendError};
+use crate::error::{BoxError, Outcome, SendError};
 use crate::events::Message;
 use crate::model::AnyEvent;
-
-/// What a skill returns: `()` or `Result<(), E>` for any error type `?` can box.
-pub trait SkillOutput: Send + 'static {
-    /// The outcome as a result.
-    fn into_result(self) -> Result<(), BoxError>;
-}
-
-impl SkillOutput for () {
-    fn into_result(self) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError> + Send + 'static> SkillOutput for Result<(), E> {
-    fn into_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
-    }
-}
 
 /// The callable part of a skill. Implemented for every `Fn(SkillContext) -> impl Future`.
 pub trait SkillFn: Send + Sync + 'static {
@@ -41,7 +23,7 @@ impl<F, Fut> SkillFn for F
 where
     F: Fn(SkillContext) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
-    Fut::Output: SkillOutput,
+    Fut::Output: Outcome,
 {
     fn call(&self, ctx: SkillContext) -> BoxFuture<'static, Result<(), BoxError>> {
         let fut = self(ctx);

@@ -9,6 +9,32 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The result type connector methods and handlers return: `Result<()>` by default.
 pub type Result<T = (), E = BoxError> = std::result::Result<T, E>;
 
+/// What a connector method, an event handler or a skill may return: `()`, or
+/// `Result<(), E>` for any error `E` that converts into a [`BoxError`] (so `?` works on
+/// io, serde and anyhow errors alike). One trait for all three, so the rule is the same
+/// everywhere and a wrong return type gets the same message.
+#[diagnostic::on_unimplemented(
+    message = "a connector method, event handler or skill must return `Result<()>` or `()`, not `{Self}`",
+    label = "this is the return type",
+    note = "use `connector_core::Result<()>`; any error type that implements `std::error::Error + Send + Sync` works with `?`"
+)]
+pub trait Outcome {
+    /// The outcome as a result with a boxed error.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl Outcome for () {
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> Outcome for Result<(), E> {
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
 /// Sending an event failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -43,7 +43,7 @@ pub use builder::BotBuilder;
 pub use config::{Config, ConfigError, Secret};
 pub use connector::{BoxFuture, Connector, ConnectorInfo, Handle, Supports};
 pub use context::SkillContext;
-pub use error::{BotError, BoxError, ConnectorError, Result, SendError};
+pub use error::{BotError, BoxError, ConnectorError, Outcome, Result, SendError};
 pub use lifecycle::Runner;
 pub use model::{AnyEvent, Event, EventKind, EventMeta, Linked};
 pub use skill::{Matcher, Skill};

@@ -1,61 +1,35 @@
 //! Paths for generated code only: `#[connector]` and `#[derive(Event)]` name nothing but
 //! `::connector_core::__private::…` (or the path given with `crate = "…"`), so a user needs
-//! no direct dependency on serde, tracing or std re-exports, and nothing leaks into their
-//! namespace.
+//! no direct dependency on serde or std re-exports, and nothing leaks into their namespace.
+//! Everything here is used by the macros' output (`Outcome` through the bounds of
+//! `connector_result` and `send_result`); what they stop emitting goes.
 
 pub use crate::bot::Bot;
-pub use crate::config::{ConfigError, ConnectorSection, WebConfig};
-pub use crate::connector::{
-    BoxFuture, Connector, ConnectorInfo, ConnectorState, DynConnector, Supports,
-};
-pub use crate::error::{BoxError, ConnectorError, SendError};
-pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
-pub use serde;
-pub use serde_yaml;
+pub use crate::config::{ConfigError, ConnectorSection};
+pub use crate::connector::{BoxFuture, Connector, ConnectorInfo, ConnectorState, Supports};
+pub use crate::error::{ConnectorError, SendError};
+pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta};
 pub use std::any::TypeId;
 pub use std::boxed::Box;
+pub use std::clone::Clone;
 pub use std::default::Default;
+pub use std::fmt::Debug;
 pub use std::future::Future;
-pub use std::marker::Send;
+pub use std::marker::{Send, Sync};
 pub use std::ops::{Deref, DerefMut};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
-pub use std::sync::Arc;
-pub use tracing;
 
-use crate::error::BoxError as Boxed;
-
-/// What a connector method or event handler may return: `()` or `Result<(), E>` for any
-/// error `E` that converts into a boxed error.
-#[diagnostic::on_unimplemented(
-    message = "a connector method must return `Result<()>` or `()`, not `{Self}`",
-    label = "this is the method's return type",
-    note = "use `connector_core::Result<()>`; any error type that implements `std::error::Error + Send + Sync` works with `?`"
-)]
-pub trait HandlerResult {
-    /// The result as a boxed error.
-    fn into_result(self) -> Result<(), Boxed>;
-}
-
-impl HandlerResult for () {
-    fn into_result(self) -> Result<(), Boxed> {
-        Ok(())
-    }
-}
-
-impl<E: Into<Boxed>> HandlerResult for Result<(), E> {
-    fn into_result(self) -> Result<(), Boxed> {
-        self.map_err(Into::into)
-    }
-}
+use crate::error::Outcome;
+use crate::model::Is;
 
 /// Converts a `connect`/`listen`/`disconnect` return value.
-pub fn connector_result<R: HandlerResult>(r: R) -> Result<(), ConnectorError> {
+pub fn connector_result<R: Outcome>(r: R) -> Result<(), ConnectorError> {
     r.into_result().map_err(ConnectorError::from_box)
 }
 
 /// Converts an event handler's return value.
-pub fn send_result<R: HandlerResult>(
+pub fn send_result<R: Outcome>(
     r: R,
     connector: &str,
     event: &'static str,
@@ -65,20 +39,6 @@ pub fn send_result<R: HandlerResult>(
         event,
         source,
     })
-}
-
-/// `#[register_event(E)]` with `E` not an event fails here, on the user's `E`.
-pub const fn assert_event<E: Event>() {}
-
-/// `#[connector(config = T)]` with `T` not deserializable fails here, on the user's `T`.
-pub const fn assert_config<T: serde::de::DeserializeOwned>() {}
-
-/// A handler whose future is not `Send` fails here, on the handler's name.
-pub fn assert_send<F: Future + Send>(_: &F) {}
-
-/// Upcasts a registered event to the handler's argument type.
-pub fn upcast<E: Is<A, I>, A, I>(event: &E) -> &A {
-    event.upcast()
 }
 
 /// The error for an event the connector has no handler for.
@@ -133,27 +93,16 @@ pub fn connector_state<C: ConnectorInfo>(
     ConnectorState::from_section(section)
 }
 
-/// `Self` upcasts to `A` (it is an `A` event); [`Is`] behind a `do_not_recommend` impl, so a
-/// mismatched handler argument is reported as "`Typing` is not a `Message` event" on the
-/// handler's argument type rather than as a failure deep in the parent walk.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a `{A}` event",
-    label = "this handler takes `&{A}`, which `{Self}` is not",
-    note = "a handler's argument must be the registered event or one of its parents (`Reply` is a `Message`, `Image` is a `File`)"
-)]
-pub trait UpcastTo<A, I> {
-    /// The `A` inside `self`.
-    fn upcast_to(&self) -> &A;
+/// Upcasts a registered event to the handler's argument type (what `#[connector]` calls, on
+/// the handler's argument type). [`Is`] walks the parent chain behind a `do_not_recommend`
+/// impl, so a mismatch is reported here as "`Typing` is not a `Message` event", not as a
+/// failure deep in the walk.
+pub fn upcast_to<E: Is<A, I>, A, I>(event: &E) -> &A {
+    event.upcast()
 }
 
-#[diagnostic::do_not_recommend]
-impl<E: Is<A, I>, A, I> UpcastTo<A, I> for E {
-    fn upcast_to(&self) -> &A {
-        self.upcast()
-    }
-}
-
-/// Upcasts a registered event to the handler's argument type (what `#[connector]` calls).
-pub fn upcast_to<E: UpcastTo<A, I>, A, I>(event: &E) -> &A {
-    event.upcast_to()
+/// The body of the stand-in methods `#[derive(Event)]` emits next to its error, so that
+/// uses of the type do not fail too. The crate does not compile then: this never runs.
+pub fn stub<T>() -> T {
+    unreachable!("a stand-in for an implementation that failed to generate")
 }

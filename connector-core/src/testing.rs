@@ -166,10 +166,7 @@ impl MemoryRemote {
 
     /// Takes the receiver of sent events (once); [`TestRun`] usually does this for you.
     pub fn take_sent(&self) -> Option<mpsc::UnboundedReceiver<AnyEvent>> {
-        match self.shared.sent_rx.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        }
+        crate::sync::lock(&self.shared.sent_rx).take()
     }
 }
 
@@ -180,29 +177,8 @@ impl ConnectorInfo for MemoryConnector {
     fn from_section(section: &ConnectorSection) -> Result<Self, ConfigError> {
         Ok(Self::with_state(ConnectorState::from_section(section)?).0)
     }
-    fn name(&self) -> &str {
-        self.state.name()
-    }
-    fn config(&self) -> &Self::Config {
-        self.state.config()
-    }
-    fn configuration(&self) -> &serde_yaml::Mapping {
-        self.state.raw()
-    }
-    fn default_target(&self) -> Option<Arc<str>> {
-        self.state.default_target()
-    }
-    fn bot_name(&self) -> &str {
-        self.state.bot_name()
-    }
-    fn is_default(&self) -> bool {
-        self.state.is_default()
-    }
-    fn is_required(&self) -> bool {
-        self.state.is_required()
-    }
-    fn web(&self) -> &crate::config::WebConfig {
-        self.state.web()
+    fn __state(&self) -> &ConnectorState<Self::Config> {
+        &self.state
     }
 }
 
@@ -229,10 +205,7 @@ impl Connector for MemoryConnector {
                 "memory connector: injected listen failure",
             ));
         }
-        let taken = match self.inbound.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        let taken = crate::sync::lock(&self.inbound).take();
         let Some(mut inbound) = taken else {
             return Err(ConnectorError::permanent(
                 "memory connector: listen called twice",

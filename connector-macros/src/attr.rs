@@ -1,6 +1,7 @@
-//! Parsing of attribute arguments: `#[connector(...)]`, `#[register_event(...)]` and
-//! `#[event(...)]`. Bad arguments are reported through the [`Ctxt`] and otherwise ignored,
-//! so the user sees every bad argument at once and the rest of the expansion still happens.
+//! Parsing of attribute arguments: `#[connector(...)]` and `#[register_event(...)]`, and the
+//! helpers `event/attr.rs` shares for `#[event(...)]`. Bad arguments are reported through the
+//! [`Ctxt`] and otherwise ignored, so the user sees every bad argument at once and the rest
+//! of the expansion still happens.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
@@ -13,8 +14,6 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(config);
     syn::custom_keyword!(include_subclasses);
-    syn::custom_keyword!(meta);
-    syn::custom_keyword!(parent);
 }
 
 /// One `key = value` argument, with the key's span for later errors.
@@ -183,119 +182,8 @@ fn lowercase_single_ident(ty: &Type) -> Option<&Ident> {
     first.is_lowercase().then_some(ident)
 }
 
-/// The `#[event(...)]` helper attribute of `#[derive(Event)]`, struct level.
-#[derive(Default)]
-pub(crate) struct EventContainerArgs {
-    pub(crate) name: Option<Arg<LitStr>>,
-    pub(crate) krate: Option<Arg<Path>>,
-}
-
-/// The `#[event(...)]` helper attribute, field level.
-#[derive(Default)]
-pub(crate) struct EventFieldArgs {
-    pub(crate) meta: Option<Span>,
-    pub(crate) parent: Option<Span>,
-}
-
-/// Parses every `#[event(...)]` on the struct.
-pub(crate) fn event_container_args(cx: &Ctxt, attrs: &[Attribute]) -> EventContainerArgs {
-    let mut args = EventContainerArgs::default();
-    for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
-        let result = attr.parse_args_with(|input: ParseStream| {
-            comma_separated(input, |input| {
-                let lookahead = input.lookahead1();
-                if lookahead.peek(kw::name) {
-                    let key: kw::name = input.parse()?;
-                    input.parse::<Token![=]>()?;
-                    let value: LitStr = input.parse()?;
-                    set_once(cx, &mut args.name, "event", "name", key.span, value);
-                } else if lookahead.peek(Token![crate]) {
-                    let key: Token![crate] = input.parse()?;
-                    input.parse::<Token![=]>()?;
-                    let lit: LitStr = input.parse()?;
-                    match lit.parse::<Path>() {
-                        Ok(path) => set_once(cx, &mut args.krate, "event", "crate", key.span, path),
-                        Err(_) => cx.error_spanned_by(&lit, "`crate = \"…\"` must be a path"),
-                    }
-                } else if input.peek(kw::meta) || input.peek(kw::parent) {
-                    let key = Ident::parse_any(input)?;
-                    cx.error_spanned_by(
-                        &key,
-                        with_help(
-                            format!("`#[event({key})]` goes on a field, not on the struct"),
-                            format!(
-                                "write `#[event({key})]` above the field that holds the {}",
-                                if key == "meta" {
-                                    "`EventMeta`"
-                                } else {
-                                    "parent event"
-                                }
-                            ),
-                        ),
-                    );
-                } else if input.peek(Ident::peek_any) {
-                    let key = Ident::parse_any(input)?;
-                    unknown_argument(cx, &key, "event", &["name", "crate"]);
-                    skip_value(input)?;
-                } else {
-                    return Err(lookahead.error());
-                }
-                Ok(())
-            })
-        });
-        if let Err(err) = result {
-            cx.syn_error(err);
-        }
-    }
-    args
-}
-
-/// Parses every `#[event(...)]` on a field.
-pub(crate) fn event_field_args(cx: &Ctxt, attrs: &[Attribute]) -> EventFieldArgs {
-    let mut args = EventFieldArgs::default();
-    for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
-        let result = attr.parse_args_with(|input: ParseStream| {
-            comma_separated(input, |input| {
-                let lookahead = input.lookahead1();
-                if lookahead.peek(kw::meta) {
-                    let key: kw::meta = input.parse()?;
-                    if args.meta.replace(key.span).is_some() {
-                        cx.error_spanned_by(key, "duplicate `#[event(meta)]`");
-                    }
-                } else if lookahead.peek(kw::parent) {
-                    let key: kw::parent = input.parse()?;
-                    if args.parent.replace(key.span).is_some() {
-                        cx.error_spanned_by(key, "duplicate `#[event(parent)]`");
-                    }
-                } else if input.peek(kw::name) || input.peek(Token![crate]) {
-                    let key = Ident::parse_any(input)?;
-                    cx.error_spanned_by(
-                        &key,
-                        with_help(
-                            format!("`#[event({key} = …)]` goes on the struct, not on a field"),
-                            format!("write `#[event({key} = \"…\")]` above `struct`"),
-                        ),
-                    );
-                    skip_value(input)?;
-                } else if input.peek(Ident::peek_any) {
-                    let key = Ident::parse_any(input)?;
-                    unknown_argument(cx, &key, "event", &["meta", "parent"]);
-                    skip_value(input)?;
-                } else {
-                    return Err(lookahead.error());
-                }
-                Ok(())
-            })
-        });
-        if let Err(err) = result {
-            cx.syn_error(err);
-        }
-    }
-    args
-}
-
 /// Parses `item, item, …` (a trailing comma allowed) with `item` parsing one argument.
-fn comma_separated(
+pub(crate) fn comma_separated(
     input: ParseStream,
     mut item: impl FnMut(ParseStream) -> syn::Result<()>,
 ) -> syn::Result<()> {
@@ -309,7 +197,7 @@ fn comma_separated(
     Ok(())
 }
 
-fn set_once<T>(
+pub(crate) fn set_once<T>(
     cx: &Ctxt,
     slot: &mut Option<Arg<T>>,
     attr: &str,
@@ -330,15 +218,21 @@ fn set_once<T>(
     }
 }
 
-/// Reports an unknown argument, suggesting the closest known one.
-fn unknown_argument(cx: &Ctxt, key: &Ident, attr: &str, known: &[&str]) {
+/// Reports an unknown argument, suggesting the closest known one; returns that suggestion.
+pub(crate) fn unknown_argument<'k>(
+    cx: &Ctxt,
+    key: &Ident,
+    attr: &str,
+    known: &[&'k str],
+) -> Option<&'k str> {
     let word = key.unraw().to_string();
     let list = known
         .iter()
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let help = match closest(&word, known) {
+    let best = closest(&word, known);
+    let help = match best {
         Some(best) => format!("did you mean `{best}`?"),
         None => format!("`#[{attr}]` takes {list}"),
     };
@@ -346,6 +240,7 @@ fn unknown_argument(cx: &Ctxt, key: &Ident, attr: &str, known: &[&str]) {
         key,
         with_help(format!("unknown `#[{attr}]` argument `{word}`"), help),
     );
+    best
 }
 
 /// The known word within edit distance 2 of `word`, if any.
@@ -383,7 +278,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Skips `= value` of an unknown argument, up to the next top-level comma.
-fn skip_value(input: ParseStream) -> syn::Result<()> {
+pub(crate) fn skip_value(input: ParseStream) -> syn::Result<()> {
     if input.peek(Token![=]) {
         input.parse::<Token![=]>()?;
     }

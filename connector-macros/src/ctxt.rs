@@ -37,9 +37,10 @@ impl Ctxt {
         }
     }
 
-    /// Whether any error was recorded so far.
-    pub(crate) fn has_errors(&self) -> bool {
-        self.errors.borrow().as_ref().is_some_and(|e| !e.is_empty())
+    /// How many errors were recorded so far: compare two counts to learn whether a step
+    /// reported anything.
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.borrow().as_ref().map_or(0, Vec::len)
     }
 
     /// All recorded errors, combined into one.

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Fields, Ident, ImplItem, Item, ItemImpl, ItemStruct, Path};
 
 use crate::ast::{ConnectorImpl, Method};
-use crate::attr::{self, ConnectorArgs};
+use crate::attr;
 use crate::ctxt::{Ctxt, with_help};
 use crate::valid::{self, Entry};
 
@@ -64,9 +64,10 @@ pub(crate) fn register_event(args: TokenStream, input: TokenStream) -> TokenStre
     quote!(#input #err)
 }
 
-fn crate_path(args: &ConnectorArgs) -> TokenStream {
-    match &args.krate {
-        Some(a) => a.value.to_token_stream(),
+/// Where `connector_core` is: the `crate = "…"` argument, or `::connector_core`.
+pub(crate) fn crate_path(krate: Option<&Path>) -> TokenStream {
+    match krate {
+        Some(path) => path.to_token_stream(),
         None => quote!(::connector_core),
     }
 }
@@ -74,7 +75,7 @@ fn crate_path(args: &ConnectorArgs) -> TokenStream {
 fn connector_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
     let cx = Ctxt::new();
     let args = attr::connector_args(&cx, args);
-    let krate = crate_path(&args);
+    let krate = crate_path(args.krate.as_ref().map(|a| &a.value));
     let generic = !item.generics.params.is_empty() || item.generics.where_clause.is_some();
     if generic {
         cx.error_spanned_by(
@@ -191,29 +192,8 @@ fn connector_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
                 ) -> _cc::__private::Result<Self, _cc::__private::ConfigError> {
                     _cc::__private::Ok(#construct)
                 }
-                fn name(&self) -> &str {
-                    #state.name()
-                }
-                fn config(&self) -> &#config {
-                    #state.config()
-                }
-                fn configuration(&self) -> &_cc::__private::serde_yaml::Mapping {
-                    #state.raw()
-                }
-                fn default_target(&self) -> _cc::__private::Option<_cc::__private::Arc<str>> {
-                    #state.default_target()
-                }
-                fn bot_name(&self) -> &str {
-                    #state.bot_name()
-                }
-                fn is_default(&self) -> bool {
-                    #state.is_default()
-                }
-                fn is_required(&self) -> bool {
-                    #state.is_required()
-                }
-                fn web(&self) -> &_cc::__private::WebConfig {
-                    #state.web()
+                fn __state(&self) -> &_cc::__private::ConnectorState<Self::Config> {
+                    &#state
                 }
             }
         };
@@ -238,7 +218,7 @@ fn connector_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
             );
         }
     }
-    let krate = crate_path(&args);
+    let krate = crate_path(args.krate.as_ref().map(|a| &a.value));
     let model = ConnectorImpl::from_syn(&cx, &item);
     let entries = valid::check_impl(&cx, &model);
 
@@ -561,16 +541,8 @@ pub(crate) fn snake_case(name: &str) -> String {
 }
 
 /// `CONNECTOR_MACROS_DEBUG=1` prints every expansion to stderr.
-fn debug_print(what: &str, out: &TokenStream) {
+pub(crate) fn debug_print(what: &str, out: &TokenStream) {
     if std::env::var_os("CONNECTOR_MACROS_DEBUG").is_some() {
         eprintln!("// #[{what}] expansion:\n{out}");
-    }
-}
-
-/// Unused, kept for the crate path in derive expansions.
-pub(crate) fn default_crate(krate: Option<&Path>) -> TokenStream {
-    match krate {
-        Some(p) => p.to_token_stream(),
-        None => quote!(::connector_core),
     }
 }

@@ -115,8 +115,11 @@ use proc_macro::TokenStream;
 ///                 sent: Default::default(),
 ///             })
 ///         }
-///         // name, config, configuration, default_target, bot_name, is_default, is_required, web:
-///         // read from `self.__connector`
+///         // the one accessor: `name`, `config`, `configuration`, `default_target`,
+///         // `bot_name`, `is_default`, `is_required` and `web` are provided methods reading it
+///         fn __state(&self) -> &ConnectorState<ChatConfig> {
+///             &self.__connector
+///         }
 ///     }
 /// };
 /// ```
@@ -249,7 +252,7 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     use ::connector_core as _cc;
 ///     impl _cc::__private::Event for Blocks {
 ///         const KIND: &'static EventKind =
-///             &EventKind::__new("Blocks", Some(event_ops::<Message>().kind), TypeId::of::<Blocks>);
+///             &EventKind::__new("Blocks", Some(event_ops::<Message>().kind), TypeId::of::<Self>);
 ///         type Parent = Message;             // `()` for a root event
 ///         fn meta(&self) -> &EventMeta { (event_ops::<Message>().meta)(&self.message) } // `&self.meta`
 ///         fn meta_mut(&mut self) -> &mut EventMeta { (event_ops::<Message>().meta_mut)(&mut self.message) }
@@ -261,6 +264,11 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     impl DerefMut for Blocks { /* &mut self.message */ }
 /// };
 /// ```
+///
+/// After an error (a missing metadata field, a misspelt marker, an enum…) the `Event` impl is
+/// still generated, from the field the user evidently meant (`#[event(parnet)]` still marks
+/// the parent) or with stand-in bodies that never run, so code that registers, sends or
+/// matches on the type reports nothing more: one mistake, one error.
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     event::derive(input.into()).into()
