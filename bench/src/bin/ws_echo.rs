@@ -29,7 +29,7 @@ Only loopback addresses are accepted.
                        8 KiB write)";
 
 /// The per-connection buffer sizes, the same as the websocket connector's
-/// (`examples/src/websocket/server.rs`): small, as a server holding many idle connections
+/// (`connectors/websocket/src/server.rs`): small, as a server holding many idle connections
 /// wants (tungstenite's defaults cost about 120 KiB per connection).
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
