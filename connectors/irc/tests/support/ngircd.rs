@@ -28,7 +28,7 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "ngircd is not installed: the IRC tests need a real IRC server. \
-                 `.ci/run` installs it (`apt-get install -y ngircd`); do that or run `.ci/run`."
+                 the README's test command, `bash scripts/test.sh`, installs it (`apt-get install ngircd`)."
             )
         })
 }

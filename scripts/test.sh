@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The README's test command: installs every server the tests run against, when missing, then
+# runs every test in the workspace (unit, runtime, real servers, trybuild, doc tests).
+#
+#   bash scripts/test.sh              # everything
+#   bash scripts/test.sh --no-fail-fast     # extra arguments go to `cargo test`
+#
+# Servers are installed from Debian's packages (apt-get, as root or with sudo); the tests
+# start their own instances on free loopback ports, so nothing installed here is left running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    echo "error: installing $* needs root (or sudo)" >&2
+    exit 1
+  fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ngIRCd: the IRC connector's tests start their own server per test.
+if ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; then
+  echo "installing ngircd (the IRC tests' server)"
+  apt_install ngircd
+  # The package may start a system-wide server on 6667; the tests do not use it.
+  if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now ngircd >/dev/null 2>&1 || true
+  fi
+fi
+# openssl: the IRC TLS test makes a throwaway CA and certificate with it.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "installing openssl (certificates for the IRC TLS test)"
+  apt_install openssl
+fi
+
+exec cargo test --workspace --locked "$@"
