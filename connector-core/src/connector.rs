@@ -55,10 +55,19 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     fn default_target(&self) -> Option<Arc<str>> {
         self.__state().default_target()
     }
-    /// The name the bot uses on this service (`bot-name`, default `opsdroid`); messages from
-    /// this user are the bot's own and are ignored by default.
-    fn bot_name(&self) -> &str {
-        self.__state().bot_name()
+    /// Who the bot is on this service right now: the user whose messages are the bot's own
+    /// and are ignored by default (`runtime.ignore-own-messages`). It starts as the section's
+    /// `bot-name` (default `opsdroid`); a connector whose service decides the name (an IRC
+    /// nick changed after a collision, a Matrix user id learnt at login) tells the SDK with
+    /// [`ConnectorInfo::set_identity`].
+    fn identity(&self) -> Arc<str> {
+        self.__state().identity()
+    }
+    /// Tells the SDK who the bot is on this service, from now on (see
+    /// [`ConnectorInfo::identity`]). Call it in `connect`, or whenever the service renames
+    /// the bot.
+    fn set_identity(&self, identity: &str) {
+        self.__state().set_identity(identity)
     }
     /// Whether this instance was marked `default: true`.
     fn is_default(&self) -> bool {
@@ -169,7 +178,7 @@ pub struct ConnectorState<C> {
     config: C,
     raw: serde_yaml::Mapping,
     default_target: RwLock<Option<Arc<str>>>,
-    bot_name: String,
+    identity: RwLock<Arc<str>>,
     is_default: bool,
     is_required: bool,
     web: Arc<WebConfig>,
@@ -188,10 +197,11 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             config,
             raw: section.raw().clone(),
             default_target: RwLock::new(default_target),
-            bot_name: section
-                .get_str("bot-name")
-                .unwrap_or(crate::config::DEFAULT_BOT_NAME)
-                .to_owned(),
+            identity: RwLock::new(Arc::from(
+                section
+                    .get_str("bot-name")
+                    .unwrap_or(crate::config::DEFAULT_BOT_NAME),
+            )),
             is_default: section.is_default,
             is_required: section.is_required,
             web: section.web.clone(),
@@ -237,9 +247,30 @@ impl<C> ConnectorState<C> {
             Err(poisoned) => *poisoned.into_inner() = value,
         }
     }
-    /// The bot's own name on the service.
-    pub fn bot_name(&self) -> &str {
-        &self.bot_name
+    /// Who the bot is on the service.
+    pub fn identity(&self) -> Arc<str> {
+        match self.identity.read() {
+            Ok(id) => id.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+    /// Whether `user` is the bot itself (without cloning the identity).
+    pub fn is_identity(&self, user: &str) -> bool {
+        match self.identity.read() {
+            Ok(id) => !id.is_empty() && **id == *user,
+            Err(poisoned) => {
+                let id = poisoned.into_inner();
+                !id.is_empty() && **id == *user
+            }
+        }
+    }
+    /// Changes who the bot is on the service.
+    pub fn set_identity(&self, identity: &str) {
+        let value = Arc::from(identity);
+        match self.identity.write() {
+            Ok(mut id) => *id = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
     }
     /// Whether this instance is the default connector.
     pub fn is_default(&self) -> bool {
@@ -261,7 +292,8 @@ impl<C> ConnectorState<C> {
 pub trait DynConnector: Dispatch {
     fn dyn_type(&self) -> &'static str;
     fn dyn_supported(&self) -> &'static [&'static EventKind];
-    fn dyn_bot_name(&self) -> &str;
+    /// Whether `user` is the bot itself on this connector's service.
+    fn dyn_is_own(&self, user: &str) -> bool;
     fn dyn_is_default(&self) -> bool;
     fn dyn_is_required(&self) -> bool;
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
@@ -290,8 +322,8 @@ impl<C: Connector> DynConnector for C {
     fn dyn_supported(&self) -> &'static [&'static EventKind] {
         C::SUPPORTED
     }
-    fn dyn_bot_name(&self) -> &str {
-        self.bot_name()
+    fn dyn_is_own(&self, user: &str) -> bool {
+        self.__state().is_identity(user)
     }
     fn dyn_is_default(&self) -> bool {
         self.is_default()

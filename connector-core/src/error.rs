@@ -168,6 +168,12 @@ pub enum BotError {
     /// Nothing to run.
     #[error("no connectors configured: add a `connectors:` section")]
     NoConnectors,
+    /// The configuration has no section for the connector type asked for.
+    #[error("the configuration has no `{kind}` connector: add `connectors: {{{kind}: {{}}}}`")]
+    MissingConnector {
+        /// The connector type.
+        kind: &'static str,
+    },
     /// A skill's matcher is invalid.
     #[error("skill `{skill}`: invalid regex: {source}")]
     Regex {

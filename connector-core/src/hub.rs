@@ -65,14 +65,14 @@ impl Hub {
         self.router.close();
     }
 
-    /// Whether the event comes from the bot itself on its connector's service.
+    /// Whether the event comes from the bot itself: its user is the identity its connector
+    /// reported (`ConnectorInfo::identity`).
     fn is_own(&self, event: &AnyEvent) -> bool {
         let meta = event.meta();
         let (Some(user), Some(name)) = (meta.user.as_deref(), meta.connector.as_deref()) else {
             return false;
         };
-        self.find(name)
-            .is_some_and(|c| !c.dyn_bot_name().is_empty() && c.dyn_bot_name() == user)
+        self.find(name).is_some_and(|c| c.dyn_is_own(user))
     }
 
     /// A bot has a handful of connectors: comparing names beats hashing one per event.

@@ -1,4 +1,4 @@
-//! What the SDK's tests share: starting bots, building connectors from YAML, raw HTTP and
+//! What the SDK's tests share: starting bots, raw HTTP and
 //! websocket clients, and the example skills.
 //!
 //! The cross-crate tests in `tests/tests` use it, and so do the connector crates' own tests
@@ -8,23 +8,12 @@ pub mod ws;
 
 use std::time::Duration;
 
-use connector_core::config::{Config, RuntimeConfig};
-use connector_core::prelude::*;
+use connector_core::config::RuntimeConfig;
 
 pub use connector_examples::skills;
 
 /// Generous limit that only keeps a broken test from hanging.
 pub const LIMIT: Duration = Duration::from_secs(10);
-
-/// Builds the connector `C` from `yaml`, a whole configuration file whose `connectors:` has
-/// an instance named `name`.
-pub fn connector_from<C: Connector>(yaml: &str, name: &str) -> anyhow::Result<C> {
-    let config = Config::from_str(yaml, "t.yaml")?;
-    let section = config
-        .connector(name)
-        .ok_or_else(|| anyhow::anyhow!("no connector section `{name}` in {yaml:?}"))?;
-    Ok(C::from_section(section)?)
-}
 
 /// Reconnects within milliseconds, forever: for tests that kill a server under the bot.
 pub fn fast_reconnect(runtime: &mut RuntimeConfig) {

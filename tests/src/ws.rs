@@ -43,7 +43,7 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let yaml =
             format!("connectors:\n  websocket: {section}\nweb: {{host: 127.0.0.1, port: 0}}\n");
-        let connector: Websocket = crate::connector_from(&yaml, "websocket")?;
+        let connector: Websocket = connector_core::testing::connector_from_yaml(&yaml)?;
         let mut bot = TestBot::new();
         for skill in skills {
             bot = bot.skill(skill);

@@ -171,13 +171,13 @@ fn from_section_builds_config_and_defaults() {
     assert_eq!(rec.config().token, "abc");
     assert_eq!(rec.config().retries, 3);
     assert_eq!(rec.default_target().as_deref(), Some("#general"));
-    assert_eq!(rec.bot_name(), "robo");
+    assert_eq!(&*rec.identity(), "robo");
     assert!(!rec.is_default());
     assert!(rec.log().is_empty(), "other fields start as Default");
     assert!(rec.configuration().contains_key("token"));
     let n = nested();
     assert_eq!(n.name(), "nested");
-    assert_eq!(n.bot_name(), "opsdroid");
+    assert_eq!(&*n.identity(), "opsdroid");
     assert_eq!(n.default_target(), None);
 }
 

@@ -439,6 +439,9 @@ impl Irc {
             joins.push_str(&format!("JOIN {}\r\n", proto::clean(&channel)));
         }
         write.write_all(joins.as_bytes()).await?;
+        // The nick in use (maybe suffixed after a 433) is who the bot is: its own lines are
+        // not parsed anyway, and this keeps the SDK's own-message filter right too.
+        self.set_identity(&nick);
         *lock(&self.link.nick) = nick;
         *lock(&self.link.user) = user;
         *lock(&self.link.reader) = Some(reader);
@@ -518,7 +521,10 @@ impl Irc {
                         Inbound::Ignore => {}
                         Inbound::Reply(line) => self.send_lines(&[line]).await?,
                         Inbound::Event(event) => bot.parse(event).await,
-                        Inbound::Nick(nick) => *lock(&self.link.nick) = nick,
+                        Inbound::Nick(nick) => {
+                            self.set_identity(&nick);
+                            *lock(&self.link.nick) = nick;
+                        }
                         Inbound::Closing(why) => {
                             return Err(format!("irc: the server closed the link: {why}").into());
                         }

@@ -8,9 +8,10 @@ mod ngircd;
 use std::time::Duration;
 
 use connector_core::prelude::*;
+use connector_core::testing::connector_from_yaml;
 use connector_core::testing::{TestBot, TestRun};
 use connector_irc::Irc;
-use connector_tests::{connector_from, fast_reconnect, skills};
+use connector_tests::{fast_reconnect, skills};
 use ngircd::Ngircd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -192,7 +193,7 @@ fn start_bot(port: u16, nick: &str) -> TestRun {
         "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: {nick}, channels: ['{CHANNEL}'], \
          rate-limit: {{burst: 20, per-second: 50}}, ping-interval: 5, ping-timeout: 5}}\n"
     );
-    let connector: Irc = connector_from(&yaml, "irc").expect("irc");
+    let connector: Irc = connector_from_yaml(&yaml).expect("irc");
     let mut bot = TestBot::new().runtime(fast_reconnect);
     for skill in test_skills() {
         bot = bot.skill(skill);
@@ -406,7 +407,7 @@ fn start_bot_with(port: u16, extra: &str) -> TestRun {
     let yaml = format!(
         "connectors:\n  irc: {{server: 127.0.0.1, port: {port}, nick: ircbot, channels: ['{CHANNEL}']{extra}}}\n"
     );
-    let connector: Irc = connector_from(&yaml, "irc").expect("irc");
+    let connector: Irc = connector_from_yaml(&yaml).expect("irc");
     TestBot::new()
         .runtime(fast_reconnect)
         .skill(skills::echo())
@@ -479,7 +480,7 @@ async fn tls_refuses_a_server_it_cannot_verify() {
     let yaml = format!(
         "connectors:\n  irc: {{server: 127.0.0.1, port: {tls_port}, nick: ircbot, tls: true}}\n"
     );
-    let irc: Irc = connector_from(&yaml, "irc").expect("irc");
+    let irc: Irc = connector_from_yaml(&yaml).expect("irc");
     let err = irc.connect().await.expect_err("an unknown CA is refused");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
 }
@@ -558,7 +559,7 @@ async fn the_server_password_is_sent_and_a_wrong_one_is_a_permanent_error() {
         "connectors:\n  irc: {{server: 127.0.0.1, port: {}, nick: other, password: wrong}}\n",
         server.port
     );
-    let irc: Irc = connector_from(&yaml, "irc").expect("irc");
+    let irc: Irc = connector_from_yaml(&yaml).expect("irc");
     let err = irc
         .connect()
         .await

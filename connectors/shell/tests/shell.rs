@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use connector_core::config::ConnectorSection;
 use connector_core::prelude::*;
+use connector_core::testing::connector_from_yaml;
 use connector_core::testing::{TestBot, TestRun};
 use connector_shell::Shell;
-use connector_tests::{LIMIT, connector_from, skills};
+use connector_tests::{LIMIT, skills};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
 /// An in-memory output the test can read while the shell writes to it.
@@ -66,7 +67,9 @@ fn bare_shell() -> anyhow::Result<Shell> {
 }
 
 fn mybot_shell() -> anyhow::Result<Shell> {
-    connector_from("connectors:\n  shell:\n    bot-name: mybot\n", "shell")
+    Ok(connector_from_yaml(
+        "connectors:\n  shell:\n    bot-name: mybot\n",
+    )?)
 }
 
 /// A shell reading all of `input` (then end of file), writing to a shared buffer.
