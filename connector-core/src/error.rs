@@ -183,6 +183,14 @@ pub enum BotError {
         #[source]
         source: regex::Error,
     },
+    /// A skill's parse format is invalid.
+    #[error("skill `{skill}`: invalid parse format: {message}")]
+    ParseFormat {
+        /// The skill name.
+        skill: String,
+        /// What is wrong, and where in the format.
+        message: String,
+    },
     /// A connector marked `required: true` gave up (a permanent error, or
     /// `runtime.reconnect.max-attempts` reached), so the bot shut down.
     #[error("required connector `{name}` failed and will not be retried; the bot has shut down")]

@@ -1,7 +1,7 @@
 //! Skills: async functions or closures that react to events, chosen by matchers.
 //!
 //! Matching follows opsdroid's `parse`: every `always` and `event_type` skill whose
-//! constraints pass runs; for a `Message`, only the best-scoring `regex` skill runs (longer
+//! constraints pass runs; for a `Message`, only the best-scoring `regex` or parse-format skill runs (longer
 //! expressions score higher, ties go to the skill registered first); `catchall` skills run
 //! only when no regex skill matched. Unlike opsdroid, constraints apply to every matcher, and
 //! an `event_type` matcher can include subclasses.
@@ -9,6 +9,7 @@
 //! This module holds what a skill *is* (its matchers and constraints) and how one is chosen
 //! for an event (`plan`); running the chosen skills is the conversation worker's job.
 
+mod parse_format;
 mod plan;
 
 use std::fmt;
@@ -20,10 +21,18 @@ use crate::model::{AnyEvent, Event, EventKind};
 pub use self::plan::regex_score;
 pub(crate) use self::plan::{Planned, Skills};
 
-/// How a regex must match the message text (opsdroid's `matching_condition`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a regex or parse format must match the message text (opsdroid's
+/// `matching_condition`).
+///
+/// For a regex the default, [`RegexCondition::Match`], anchors at the start of the text, as
+/// Python's `re.match` does: `weather in (?P<city>\w+)` does **not** match "what is the
+/// weather in Paris"; use [`RegexSpec::search`] for that. For a parse format, `Match` (the
+/// default) and `FullMatch` both mean the whole text (the `parse` library's `parse`),
+/// `Search` anywhere in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RegexCondition {
     /// Match at the start of the text (Python's `re.match`, opsdroid's default).
+    #[default]
     Match,
     /// Match anywhere in the text.
     Search,
@@ -31,7 +40,23 @@ pub enum RegexCondition {
     FullMatch,
 }
 
-/// A regex matcher's settings.
+/// opsdroid's default score factor for regex and parse matchers.
+pub const DEFAULT_SCORE_FACTOR: f64 = 0.6;
+
+/// A regex matcher's settings, with opsdroid's defaults: case-sensitive,
+/// [`RegexCondition::Match`] (anchored at the start), score factor 0.6.
+///
+/// ```
+/// use connector_core::prelude::*;
+/// use connector_core::skill::RegexSpec;
+///
+/// let weather = Skill::new("weather", |ctx: SkillContext| async move {
+///     let city = ctx.entity("city").unwrap_or("nowhere").to_owned();
+///     ctx.respond(format!("sunny in {city}")).await
+/// })
+/// .regex_with(RegexSpec::new(r"weather in (?P<city>\w+)").search().case_insensitive());
+/// # let _ = weather;
+/// ```
 #[derive(Clone, Debug)]
 pub struct RegexSpec {
     /// The expression, as written (its length is the score's input).
@@ -44,12 +69,107 @@ pub struct RegexSpec {
     pub score_factor: f64,
 }
 
+impl RegexSpec {
+    /// `expression` with opsdroid's defaults.
+    pub fn new(expression: impl Into<String>) -> Self {
+        Self {
+            expression: expression.into(),
+            case_sensitive: true,
+            condition: RegexCondition::Match,
+            score_factor: DEFAULT_SCORE_FACTOR,
+        }
+    }
+    /// Match anywhere in the text (`matching_condition: search`).
+    pub fn search(mut self) -> Self {
+        self.condition = RegexCondition::Search;
+        self
+    }
+    /// Match the whole text (`matching_condition: fullmatch`).
+    pub fn full_match(mut self) -> Self {
+        self.condition = RegexCondition::FullMatch;
+        self
+    }
+    /// Ignore case (`case_sensitive: false`).
+    pub fn case_insensitive(mut self) -> Self {
+        self.case_sensitive = false;
+        self
+    }
+    /// Scales the score (`score_factor`): a higher factor wins over longer expressions.
+    pub fn score_factor(mut self, factor: f64) -> Self {
+        self.score_factor = factor;
+        self
+    }
+}
+
+/// A parse-format matcher's settings (opsdroid's `match_parse`), with opsdroid's defaults:
+/// case-sensitive, the whole text, score factor 0.6. The format's fields become entities;
+/// the format syntax is in the table below.
+///
+/// | in the format | matches |
+/// |---|---|
+/// | `{name}` | one or more characters, as few as possible; the entity `name` |
+/// | `{}` | the same, unnamed |
+/// | `{name:d}`, `{name:f}` | an integer, a decimal number |
+/// | `{name:w}`, `{name:S}` | a word (`\w+`), anything but white space |
+/// | `{{`, `}}` | a literal brace |
+///
+/// ```
+/// use connector_core::prelude::*;
+///
+/// let greet = Skill::new("greet", |ctx: SkillContext| async move {
+///     let name = ctx.entity("name").unwrap_or("there").to_owned();
+///     ctx.respond(format!("Hi {name}")).await
+/// })
+/// .parse("hello {name}");
+/// # let _ = greet;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ParseSpec {
+    /// The format, as written (its length is the score's input).
+    pub format: String,
+    /// Case-sensitive unless false.
+    pub case_sensitive: bool,
+    /// `Match` or `FullMatch`: the whole text; `Search`: anywhere in it.
+    pub condition: RegexCondition,
+    /// The score multiplier (opsdroid's default 0.6).
+    pub score_factor: f64,
+}
+
+impl ParseSpec {
+    /// `format` with opsdroid's defaults.
+    pub fn new(format: impl Into<String>) -> Self {
+        Self {
+            format: format.into(),
+            case_sensitive: true,
+            condition: RegexCondition::Match,
+            score_factor: DEFAULT_SCORE_FACTOR,
+        }
+    }
+    /// Match anywhere in the text (`matching_condition: search`).
+    pub fn search(mut self) -> Self {
+        self.condition = RegexCondition::Search;
+        self
+    }
+    /// Ignore case (`case_sensitive: false`).
+    pub fn case_insensitive(mut self) -> Self {
+        self.case_sensitive = false;
+        self
+    }
+    /// Scales the score (`score_factor`).
+    pub fn score_factor(mut self, factor: f64) -> Self {
+        self.score_factor = factor;
+        self
+    }
+}
+
 /// When a skill runs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Matcher {
     /// A regex against a message's text; named groups become entities.
     Regex(RegexSpec),
+    /// A parse format (`"hello {name}"`) against a message's text; fields become entities.
+    Parse(ParseSpec),
     /// Every event.
     Always,
     /// Events of this kind (and its descendants when `include_subclasses`).
@@ -69,12 +189,7 @@ pub enum Matcher {
 impl Matcher {
     /// A regex matched at the start of the text, case-sensitive, score factor 0.6.
     pub fn regex(expression: impl Into<String>) -> Self {
-        Matcher::Regex(RegexSpec {
-            expression: expression.into(),
-            case_sensitive: true,
-            condition: RegexCondition::Match,
-            score_factor: 0.6,
-        })
+        Matcher::Regex(RegexSpec::new(expression))
     }
 
     /// Events of type `E` exactly (opsdroid's `match_event`).
@@ -173,9 +288,21 @@ impl Skill {
         self.matcher(Matcher::regex(expression))
     }
 
-    /// Matches messages with a fully specified regex matcher.
+    /// Matches messages with a fully specified regex matcher ([`RegexSpec`]: search or
+    /// full match, case, score factor).
     pub fn regex_with(self, spec: RegexSpec) -> Self {
         self.matcher(Matcher::Regex(spec))
+    }
+
+    /// Matches messages whose whole text fits the parse format (`"hello {name}"`,
+    /// opsdroid's `match_parse`); its fields become entities.
+    pub fn parse(self, format: impl Into<String>) -> Self {
+        self.matcher(Matcher::Parse(ParseSpec::new(format)))
+    }
+
+    /// Matches messages with a fully specified parse-format matcher ([`ParseSpec`]).
+    pub fn parse_with(self, spec: ParseSpec) -> Self {
+        self.matcher(Matcher::Parse(spec))
     }
 
     /// Runs on every event.

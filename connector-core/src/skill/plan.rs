@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 
-use super::{Constraint, Matcher, RegexCondition, Skill};
+use super::{Constraint, Matcher, RegexCondition, Skill, parse_format};
 use crate::context::{SkillFn, SkillInfo};
 use crate::error::BotError;
 use crate::events::Message;
@@ -82,6 +82,31 @@ impl Skills {
                         c.regexes.push(CompiledRegex {
                             regex,
                             score: regex_score(&spec.expression, spec.score_factor),
+                        });
+                    }
+                    Matcher::Parse(spec) => {
+                        let body = parse_format::to_regex(&spec.format).map_err(|e| {
+                            BotError::ParseFormat {
+                                skill: skill.name.to_string(),
+                                message: e.0,
+                            }
+                        })?;
+                        let pattern = match spec.condition {
+                            RegexCondition::Search => body,
+                            RegexCondition::Match | RegexCondition::FullMatch => {
+                                format!("^(?:{body})$")
+                            }
+                        };
+                        let regex = RegexBuilder::new(&pattern)
+                            .case_insensitive(!spec.case_sensitive)
+                            .build()
+                            .map_err(|source| BotError::Regex {
+                                skill: skill.name.to_string(),
+                                source,
+                            })?;
+                        c.regexes.push(CompiledRegex {
+                            regex,
+                            score: regex_score(&spec.format, spec.score_factor),
                         });
                     }
                     Matcher::Always => c.always = true,
