@@ -26,6 +26,17 @@ struct CompiledSkill {
     constraints: Vec<Constraint>,
 }
 
+/// Compiles a matcher's regex; an invalid one names the skill.
+fn build(pattern: &str, case_sensitive: bool, skill: &str) -> Result<Regex, BotError> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(!case_sensitive)
+        .build()
+        .map_err(|source| BotError::Regex {
+            skill: skill.to_owned(),
+            source,
+        })
+}
+
 /// opsdroid's regex score: `(1 - 1/(len+1)^2) * factor`, so longer expressions win.
 pub fn regex_score(expression: &str, factor: f64) -> f64 {
     let len = expression.chars().count() as f64;
@@ -72,15 +83,8 @@ impl Skills {
                             RegexCondition::Search => spec.expression.clone(),
                             RegexCondition::FullMatch => format!("^(?:{})$", spec.expression),
                         };
-                        let regex = RegexBuilder::new(&pattern)
-                            .case_insensitive(!spec.case_sensitive)
-                            .build()
-                            .map_err(|source| BotError::Regex {
-                                skill: skill.name.to_string(),
-                                source,
-                            })?;
                         c.regexes.push(CompiledRegex {
-                            regex,
+                            regex: build(&pattern, spec.case_sensitive, &skill.name)?,
                             score: regex_score(&spec.expression, spec.score_factor),
                         });
                     }
@@ -97,15 +101,8 @@ impl Skills {
                                 format!("^(?:{body})$")
                             }
                         };
-                        let regex = RegexBuilder::new(&pattern)
-                            .case_insensitive(!spec.case_sensitive)
-                            .build()
-                            .map_err(|source| BotError::Regex {
-                                skill: skill.name.to_string(),
-                                source,
-                            })?;
                         c.regexes.push(CompiledRegex {
-                            regex,
+                            regex: build(&pattern, spec.case_sensitive, &skill.name)?,
                             score: regex_score(&spec.format, spec.score_factor),
                         });
                     }
