@@ -69,19 +69,7 @@ fn parse_connector_args(
             let value: Type = input.parse()?;
             set_once(cx, &mut args.config, "connector", "config", key.span, value);
         } else if lookahead.peek(Token![crate]) {
-            let key: Token![crate] = input.parse()?;
-            input.parse::<Token![=]>()?;
-            let lit: LitStr = input.parse()?;
-            match lit.parse::<Path>() {
-                Ok(path) => set_once(cx, &mut args.krate, "connector", "crate", key.span, path),
-                Err(_) => cx.error_spanned_by(
-                    &lit,
-                    with_help(
-                        format!("`crate = {:?}` is not a path", lit.value()),
-                        "name the crate that re-exports connector_core, e.g. `crate = \"my_sdk::connector_core\"`",
-                    ),
-                ),
-            }
+            crate_arg(cx, input, &mut args.krate, "connector")?;
         } else if input.peek(Ident::peek_any) {
             let key = Ident::parse_any(input)?;
             unknown_argument(cx, &key, "connector", CONNECTOR_ARGS);
@@ -193,6 +181,30 @@ pub(crate) fn comma_separated(
             break;
         }
         input.parse::<Token![,]>()?;
+    }
+    Ok(())
+}
+
+/// `crate = "path"` (the `crate` keyword already peeked), shared by `#[connector(...)]` and
+/// `#[event(...)]`: where `connector_core` is when it is used under another name.
+pub(crate) fn crate_arg(
+    cx: &Ctxt,
+    input: ParseStream,
+    slot: &mut Option<Arg<Path>>,
+    attr: &str,
+) -> syn::Result<()> {
+    let key: Token![crate] = input.parse()?;
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    match lit.parse::<Path>() {
+        Ok(path) => set_once(cx, slot, attr, "crate", key.span, path),
+        Err(_) => cx.error_spanned_by(
+            &lit,
+            with_help(
+                format!("`crate = {:?}` is not a path", lit.value()),
+                "name the crate that re-exports connector_core, e.g. `crate = \"my_sdk::connector_core\"`",
+            ),
+        ),
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Ident, LitStr, Meta, Path, Token};
 
-use crate::attr::{Arg, comma_separated, set_once, skip_value, unknown_argument};
+use crate::attr::{Arg, comma_separated, crate_arg, set_once, skip_value, unknown_argument};
 use crate::ctxt::{Ctxt, with_help};
 
 mod kw {
@@ -70,19 +70,7 @@ fn container_arg(cx: &Ctxt, input: ParseStream, args: &mut ContainerArgs) -> syn
         }
         set_once(cx, &mut args.name, "event", "name", key.span, value);
     } else if lookahead.peek(Token![crate]) {
-        let key: Token![crate] = input.parse()?;
-        input.parse::<Token![=]>()?;
-        let lit: LitStr = input.parse()?;
-        match lit.parse::<Path>() {
-            Ok(path) => set_once(cx, &mut args.krate, "event", "crate", key.span, path),
-            Err(_) => cx.error_spanned_by(
-                &lit,
-                with_help(
-                    format!("`crate = {:?}` is not a path", lit.value()),
-                    "name the crate that re-exports connector_core, e.g. `crate = \"my_sdk::connector_core\"`",
-                ),
-            ),
-        }
+        crate_arg(cx, input, &mut args.krate, "event")?;
     } else if input.peek(kw::meta) || input.peek(kw::parent) {
         let key = Ident::parse_any(input)?;
         let holds = if key == "meta" {

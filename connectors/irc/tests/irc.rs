@@ -31,25 +31,15 @@ struct Client {
 impl Client {
     /// Connects and registers as `nick` (waits for 001).
     async fn connect(port: u16, nick: &str) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect to ngircd");
-        let (read, write) = stream.into_split();
-        let mut client = Self {
-            nick: nick.to_owned(),
-            read: BufReader::new(read),
-            write,
-        };
-        client.send(&format!("NICK {nick}")).await;
-        client.send(&format!("USER {nick} 0 * :{nick}")).await;
-        client
-            .wait_for(|l| l.split(' ').nth(1) == Some("001"))
-            .await;
-        client
+        Self::register(port, nick, None).await
     }
 
     /// Connects with a server password, and registers as `nick`.
     async fn connect_with_password(port: u16, nick: &str, password: &str) -> Self {
+        Self::register(port, nick, Some(password)).await
+    }
+
+    async fn register(port: u16, nick: &str, password: Option<&str>) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to ngircd");
@@ -59,7 +49,9 @@ impl Client {
             read: BufReader::new(read),
             write,
         };
-        client.send(&format!("PASS {password}")).await;
+        if let Some(password) = password {
+            client.send(&format!("PASS {password}")).await;
+        }
         client.send(&format!("NICK {nick}")).await;
         client.send(&format!("USER {nick} 0 * :{nick}")).await;
         client
