@@ -47,6 +47,7 @@ pub struct BotBuilder {
     skills: Vec<Skill>,
     runtime: Option<RuntimeConfig>,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+    own_logging: bool,
 }
 
 impl BotBuilder {
@@ -83,6 +84,14 @@ impl BotBuilder {
         self
     }
 
+    /// Says the application sets up `tracing` itself, so [`BotBuilder::build`] leaves
+    /// logging alone and the configuration's `logging:` section is not used. (A global
+    /// subscriber installed before `build` is kept in any case.)
+    pub fn own_logging(mut self) -> Self {
+        self.own_logging = true;
+        self
+    }
+
     /// Overrides the configuration's `runtime:` settings.
     pub fn runtime(mut self, runtime: RuntimeConfig) -> Self {
         self.runtime = Some(runtime);
@@ -97,7 +106,17 @@ impl BotBuilder {
 
     /// Builds the connectors the configuration names and the skills it enables. Fails,
     /// starting nothing, on an unknown connector type or skill, or a bad connector section.
+    ///
+    /// First it sets up logging from the `logging:` section ([`crate::logging::init`])
+    /// unless the application has a subscriber of its own (installed already, or said with
+    /// [`BotBuilder::own_logging`]); then it logs what the loader warned about, which was
+    /// found before there was anywhere to log it.
     pub fn build(self, config: &Config) -> Result<Runner, BotError> {
+        if !self.own_logging && crate::logging::init(config)? {
+            for warning in config.warnings() {
+                tracing::warn!(target: "connector_core::config", "{warning}");
+            }
+        }
         let mut connectors: Vec<Arc<dyn DynConnector>> = Vec::new();
         for section in &config.connectors {
             let Some((_, make)) = self.factories.iter().find(|(t, _)| *t == section.kind) else {

@@ -36,11 +36,14 @@ impl<E: Into<BoxError>> Outcome for Result<(), E> {
 }
 
 /// Sending an event failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message is whole (a handler's error is part of it), so `source()` skips what the
+/// message already shows: reports that print the chain (`anyhow`'s `{:?}`) do not repeat it.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The connector has no handler for this event type (opsdroid's `_unknown_event`).
-    #[error("Connector {connector} can not handle the '{event}' event type.")]
+    /// The connector has no handler for this event type (opsdroid's `_unknown_event`):
+    /// `Connector {connector} can not handle the '{event}' event type.`
     Unsupported {
         /// The connector's instance name.
         connector: String,
@@ -48,22 +51,54 @@ pub enum SendError {
         event: &'static str,
     },
     /// The event names a connector that does not exist.
-    #[error("no connector named `{0}` is running")]
     UnknownConnector(String),
     /// There is no connector to send through.
-    #[error("no connectors have been started")]
     NoConnectors,
-    /// The connector's handler returned an error.
-    #[error("connector {connector} failed to send a '{event}' event: {source}")]
+    /// The connector's handler returned an error:
+    /// `connector {connector} failed to send a '{event}' event: {source}`.
     Handler {
         /// The connector's instance name.
         connector: String,
         /// The event type's name.
         event: &'static str,
         /// What the handler returned.
-        #[source]
         source: BoxError,
     },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Unsupported { connector, event } => {
+                write!(
+                    f,
+                    "Connector {connector} can not handle the '{event}' event type."
+                )
+            }
+            SendError::UnknownConnector(name) => {
+                write!(f, "no connector named `{name}` is running")
+            }
+            SendError::NoConnectors => f.write_str("no connectors have been started"),
+            SendError::Handler {
+                connector,
+                event,
+                source,
+            } => write!(
+                f,
+                "connector {connector} failed to send a '{event}' event: {source}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // The handler's error is in the message; what caused it is not.
+            SendError::Handler { source, .. } => source.source(),
+            _ => None,
+        }
+    }
 }
 
 impl SendError {
@@ -175,13 +210,12 @@ pub enum BotError {
         kind: &'static str,
     },
     /// A skill's matcher is invalid.
-    #[error("skill `{skill}`: invalid regex: {source}")]
+    #[error("skill `{skill}`: invalid regex: {error}")]
     Regex {
         /// The skill name.
         skill: String,
         /// What the regex crate said.
-        #[source]
-        source: regex::Error,
+        error: regex::Error,
     },
     /// A skill's parse format is invalid.
     #[error("skill `{skill}`: invalid parse format: {message}")]
@@ -200,5 +234,5 @@ pub enum BotError {
     },
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
-    Signal(#[source] std::io::Error),
+    Signal(std::io::Error),
 }

@@ -18,9 +18,11 @@ mod route;
 pub mod skill;
 mod worker;
 
-// Building and running a bot.
+// Building and running a bot, and a bot as a whole program.
 pub mod builder;
 pub mod lifecycle;
+pub mod logging;
+pub mod program;
 
 // The event model and the built-in events.
 pub mod events;

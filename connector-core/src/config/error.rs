@@ -78,18 +78,18 @@ impl fmt::Display for Help<'_> {
 /// carries the file, 1-based line/column and key path of the offending node.
 /// `Display` is one line `<origin>:<line>:<column>: <key.path>: <what was wrong>`
 /// (position and path are omitted when unknown), optionally followed by a
-/// second line starting with `help:`.
+/// second line starting with `help:`. The message is whole: no error's `source()` repeats
+/// a cause it already shows, so `anyhow`'s and `main`'s reports print it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{at}cannot read configuration file: {source}")]
+    #[error("{at}cannot read configuration file: {error}")]
     Io {
         /// File name; no position.
         at: ErrorLocation,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (part of the message, so not also its `source()`).
+        error: std::io::Error,
     },
     /// The file is not UTF-8 text.
     #[error(
@@ -142,13 +142,12 @@ pub enum ConfigError {
         message: String,
     },
     /// Environment-variable substitution failed in a string value.
-    #[error("{at}{source}")]
+    #[error("{at}{error}")]
     Env {
         /// Where the string value is.
         at: ErrorLocation,
-        /// What went wrong in the substitution.
-        #[source]
-        source: EnvError,
+        /// What went wrong in the substitution (the message, so not also its `source()`).
+        error: EnvError,
     },
 }
 

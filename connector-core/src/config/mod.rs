@@ -53,7 +53,7 @@ pub use self::error::{ConfigError, ErrorLocation};
 pub use self::secret::Secret;
 pub use self::sections::{ConnectorSection, DEFAULT_BOT_NAME, SkillSection, default_bot_name};
 pub use self::typed::{
-    DEFAULT_ERROR_REPLY, LoggingConfig, ReconnectPolicy, RuntimeConfig, WebConfig,
+    DEFAULT_ERROR_REPLY, LogFilter, LoggingConfig, ReconnectPolicy, RuntimeConfig, WebConfig,
     normalize_log_level,
 };
 
@@ -151,9 +151,9 @@ impl Config {
     pub fn from_path(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
             at: ErrorLocation::new(&origin, None, None),
-            source,
+            error,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let offset = e.utf8_error().valid_up_to();
@@ -280,6 +280,16 @@ impl Config {
     pub fn origin(&self) -> &str {
         &self.source.origin
     }
+
+    /// Where the value at `path` (`logging.path`) is in the file, for errors found after
+    /// loading (a log file that cannot be opened).
+    pub(crate) fn locate(&self, path: &str) -> ErrorLocation {
+        ErrorLocation::new(
+            &self.source.origin,
+            Some(path),
+            self.source.locations.value(path),
+        )
+    }
 }
 
 /// Turn a serde_yaml parse error into a located [`ConfigError::Syntax`].
@@ -363,9 +373,9 @@ impl Loader<'_> {
                     return Ok(());
                 }
                 let (text, single) =
-                    env::substitute_with_shape(s, env).map_err(|source| ConfigError::Env {
+                    env::substitute_with_shape(s, env).map_err(|error| ConfigError::Env {
                         at: self.at_value(path),
-                        source,
+                        error,
                     })?;
                 *value = if single && self.source.locations.is_plain(path) {
                     reinterpret(text)

@@ -243,7 +243,7 @@ fn unset_env_var_error() {
     assert_eq!(e.as_ref().and_then(|e| e.column()), Some(12));
     assert!(matches!(
         e,
-        Some(ConfigError::Env { source: EnvError::Unset { ref var }, .. }) if var == "CHAT_TOKEN"
+        Some(ConfigError::Env { error: EnvError::Unset { ref var }, .. }) if var == "CHAT_TOKEN"
     ));
 }
 
@@ -667,4 +667,34 @@ fn unknown_and_ignored_keys_are_kept_as_warnings_with_their_lines() {
         ]
     );
     assert!(load(FULL).map(|c| c.warnings().is_empty()).unwrap_or(false));
+}
+
+/// A report that prints the whole chain (`anyhow`'s `{:?}`, what `fn main() ->
+/// anyhow::Result<()>` shows) says each cause once: no error's `source()` repeats what its
+/// message already says.
+#[test]
+fn a_chain_report_says_each_cause_once() {
+    let e = load("connectors:\n  mychat:\n    token: $CHAT_TOKEN\n")
+        .err()
+        .unwrap();
+    let report = format!("{:?}", anyhow::Error::from(crate::BotError::from(e)));
+    assert_eq!(report.matches("is not set").count(), 1, "{report}");
+    assert!(!report.contains("Caused by"), "{report}");
+
+    let missing = std::env::temp_dir().join("cfgdev-definitely-missing.yaml");
+    let e = Config::from_path(&missing).err().unwrap();
+    let report = format!("{:?}", anyhow::Error::from(e));
+    assert_eq!(report.matches("No such file").count(), 1, "{report}");
+
+    let send = crate::SendError::Handler {
+        connector: "chat".into(),
+        event: "Message",
+        source: Box::new(std::io::Error::other("the socket is closed")),
+    };
+    let report = format!("{:?}", anyhow::Error::from(send));
+    assert_eq!(
+        report.matches("the socket is closed").count(),
+        1,
+        "{report}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The typed sections the runtime itself reads: `logging`, `web`, `runtime`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -8,22 +9,33 @@ use serde::de::{self, Deserializer};
 /// The reply sent when a skill fails, matching opsdroid's wording.
 pub const DEFAULT_ERROR_REPLY: &str = "Whoops there has been an error.";
 
-/// The `logging:` section.
+/// The `logging:` section, with opsdroid's keys.
 ///
 /// Why: opsdroid users write `level: warning`/`critical`; the runtime uses
 /// `tracing`, so the level is normalised once here to a filter directive
-/// (`warn`, `error`, …) that can go straight into an `EnvFilter`.
-/// opsdroid's other logging keys (`path`, `extended`, `filter`, …) are accepted
-/// and ignored.
+/// (`warn`, `error`, …) that can go straight into an `EnvFilter`. The other keys
+/// are opsdroid's too, read by [`crate::logging::init`] (which `BotBuilder::build`
+/// calls); opsdroid's Python-only keys (`formatter`, `rich`, `rotate`, `file-size`)
+/// are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct LoggingConfig {
     /// Normalised level: one of `trace`, `debug`, `info`, `warn`, `error`;
-    /// `None` when not configured (the embedding application decides).
+    /// `None` when not configured (logging then shows warnings and errors).
     #[serde(deserialize_with = "de_level")]
     pub level: Option<String>,
-    /// Whether to log to the console (opsdroid's `console`, default `true`).
+    /// Whether to log to standard error (opsdroid's `console`, default `true`).
     pub console: bool,
+    /// A file the logs are also appended to (opsdroid's `path`; a leading `~/` is the home
+    /// directory, missing directories are created). `false`, `null` or no key: no file.
+    #[serde(deserialize_with = "de_path")]
+    pub path: Option<PathBuf>,
+    /// opsdroid's `extended`: each line also names the source file and line.
+    pub extended: bool,
+    /// opsdroid's `timestamp`: each line starts with the time (default `false`).
+    pub timestamp: bool,
+    /// opsdroid's `filter`: which modules' logs are shown.
+    pub filter: LogFilter,
 }
 
 impl Default for LoggingConfig {
@@ -31,8 +43,52 @@ impl Default for LoggingConfig {
         LoggingConfig {
             level: None,
             console: true,
+            path: None,
+            extended: false,
+            timestamp: false,
+            filter: LogFilter::default(),
         }
     }
+}
+
+/// `logging.filter`: opsdroid's whitelist and blacklist of logger names.
+///
+/// A name is a module path, `connector_irc` or `connector_core::hub` (opsdroid's dotted
+/// `opsdroid.core` style and crate names with `-` are accepted too); it covers that module
+/// and everything under it. With both lists, only the whitelist is used (and a warning
+/// says so), as in opsdroid.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFilter {
+    /// Only these modules' logs are shown (when not empty).
+    #[serde(deserialize_with = "de_names")]
+    pub whitelist: Vec<String>,
+    /// These modules' logs are hidden.
+    #[serde(deserialize_with = "de_names")]
+    pub blacklist: Vec<String>,
+}
+
+fn de_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PathOrOff {
+        Path(String),
+        Off(bool),
+    }
+    match Option::<PathOrOff>::deserialize(d)
+        .map_err(|_| de::Error::custom("expected a file path, or `false` for no log file"))?
+    {
+        None | Some(PathOrOff::Off(false)) => Ok(None),
+        Some(PathOrOff::Off(true)) => Err(de::Error::custom(
+            "expected a file path, or `false` for no log file",
+        )),
+        Some(PathOrOff::Path(p)) if p.trim().is_empty() => Ok(None),
+        Some(PathOrOff::Path(p)) => Ok(Some(PathBuf::from(p))),
+    }
+}
+
+fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Map an opsdroid log level name to a `tracing` filter directive.

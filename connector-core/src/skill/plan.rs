@@ -31,9 +31,9 @@ fn build(pattern: &str, case_sensitive: bool, skill: &str) -> Result<Regex, BotE
     RegexBuilder::new(pattern)
         .case_insensitive(!case_sensitive)
         .build()
-        .map_err(|source| BotError::Regex {
+        .map_err(|error| BotError::Regex {
             skill: skill.to_owned(),
-            source,
+            error,
         })
 }
 
