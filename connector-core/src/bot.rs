@@ -42,6 +42,8 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     fn connector_names(&self) -> Vec<&str>;
     /// Cancelled when shutdown begins.
     fn cancel(&self) -> &CancellationToken;
+    /// The bot's memory.
+    fn memory(&self) -> &crate::memory::Memory;
 }
 
 impl Bot {
@@ -100,6 +102,12 @@ impl Bot {
 
     pub(crate) fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
         self.core.connector_any(name)
+    }
+
+    /// The bot's memory (the `databases:` section's backends), shared by every skill and
+    /// connector of this bot.
+    pub fn memory(&self) -> &crate::memory::Memory {
+        self.core.memory()
     }
 
     /// Asks the bot to shut down, as SIGTERM does.

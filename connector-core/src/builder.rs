@@ -48,6 +48,7 @@ pub struct BotBuilder {
     runtime: Option<RuntimeConfig>,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     own_logging: bool,
+    memory: Option<crate::memory::Memory>,
 }
 
 impl BotBuilder {
@@ -89,6 +90,13 @@ impl BotBuilder {
     /// subscriber installed before `build` is kept in any case.)
     pub fn own_logging(mut self) -> Self {
         self.own_logging = true;
+        self
+    }
+
+    /// Gives the bot this memory instead of the one the configuration's `databases:` section
+    /// describes (a program that opened it with [`crate::memory::Memory::open`] already).
+    pub fn memory(mut self, memory: crate::memory::Memory) -> Self {
+        self.memory = Some(memory);
         self
     }
 
@@ -157,7 +165,17 @@ impl BotBuilder {
             chosen
         };
         let runtime = self.runtime.unwrap_or_else(|| config.runtime.clone());
-        let runner = Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
+        let memory = self
+            .memory
+            .unwrap_or_else(|| crate::memory::Memory::from_config(&config.databases));
+        let runner = Self::assemble(
+            connectors,
+            self.instances,
+            skills,
+            runtime,
+            self.observer,
+            memory,
+        )?;
         Ok(runner.welcome(config.welcome_message))
     }
 
@@ -166,12 +184,14 @@ impl BotBuilder {
     /// settings.
     pub fn build_bare(self) -> Result<Runner, BotError> {
         let skills = self.skills.into_iter().map(|s| (s, None)).collect();
+        let memory = self.memory.unwrap_or_default();
         Self::assemble(
             Vec::new(),
             self.instances,
             skills,
             self.runtime.unwrap_or_default(),
             self.observer,
+            memory,
         )
     }
 
@@ -181,6 +201,7 @@ impl BotBuilder {
         skills: Vec<(Skill, Option<serde_yaml::Value>)>,
         runtime: RuntimeConfig,
         observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+        memory: crate::memory::Memory,
     ) -> Result<Runner, BotError> {
         connectors.extend(instances);
         if connectors.is_empty() {
@@ -193,6 +214,8 @@ impl BotBuilder {
             }
         }
         let skills = Skills::compile(skills)?;
-        Ok(Runner::new(Hub::new(connectors, skills, runtime, observer)))
+        Ok(Runner::new(
+            Hub::new(connectors, skills, runtime, observer).with_memory(memory),
+        ))
     }
 }

@@ -81,6 +81,12 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     fn web(&self) -> &WebConfig {
         self.__state().web()
     }
+    /// The bot's memory, usable from `connect` and `listen` on (a sync token, a cursor):
+    /// the same store skills see. A connector used outside a bot gets memory of its own,
+    /// kept in the process.
+    fn memory(&self) -> crate::memory::Memory {
+        self.__state().memory()
+    }
 }
 
 /// The connection life cycle and dynamic sending. Implemented by `#[connector]` on the
@@ -182,6 +188,7 @@ pub struct ConnectorState<C> {
     is_default: bool,
     is_required: bool,
     web: Arc<WebConfig>,
+    memory: RwLock<Option<crate::memory::Memory>>,
 }
 
 impl<C: DeserializeOwned> ConnectorState<C> {
@@ -205,6 +212,7 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             is_default: section.is_default,
             is_required: section.is_required,
             web: section.web.clone(),
+            memory: RwLock::new(None),
         })
     }
 }
@@ -284,6 +292,28 @@ impl<C> ConnectorState<C> {
     pub fn web(&self) -> &WebConfig {
         &self.web
     }
+    /// The bot's memory, or (outside a bot) a process-local one kept from the first call.
+    pub fn memory(&self) -> crate::memory::Memory {
+        if let Some(memory) = read_lock(&self.memory).as_ref() {
+            return memory.clone();
+        }
+        write_lock(&self.memory)
+            .get_or_insert_with(crate::memory::Memory::in_process)
+            .clone()
+    }
+    /// Gives the connector the bot's memory (the runtime does, before `connect`).
+    pub fn set_memory(&self, memory: crate::memory::Memory) {
+        *write_lock(&self.memory) = Some(memory);
+    }
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The object-safe view of a connector the runtime stores; implemented for every
@@ -296,6 +326,8 @@ pub trait DynConnector: Dispatch {
     fn dyn_is_own(&self, user: &str) -> bool;
     fn dyn_is_default(&self) -> bool;
     fn dyn_is_required(&self) -> bool;
+    /// Gives the connector the bot's memory.
+    fn dyn_set_memory(&self, memory: &crate::memory::Memory);
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     fn dyn_listen<'a>(&'a self, bot: &'a Bot) -> BoxFuture<'a, Result<(), ConnectorError>>;
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
@@ -330,6 +362,9 @@ impl<C: Connector> DynConnector for C {
     }
     fn dyn_is_required(&self) -> bool {
         self.is_required()
+    }
+    fn dyn_set_memory(&self, memory: &crate::memory::Memory) {
+        self.__state().set_memory(memory.clone())
     }
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(self.connect())

@@ -85,6 +85,12 @@ impl SkillContext {
         &self.bot
     }
 
+    /// The bot's memory (opsdroid's `opsdroid.memory`): `ctx.memory().get::<T>(key)`,
+    /// `put`, `delete`, `in_room`.
+    pub fn memory(&self) -> &crate::memory::Memory {
+        self.bot.memory()
+    }
+
     /// The skill's name.
     pub fn skill_name(&self) -> &str {
         &self.skill.name

@@ -171,6 +171,10 @@ pub enum BotError {
     /// The configuration is wrong (see the message for file, key path, line and column).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The memory could not be opened at start (a SQLite file that cannot be created, or
+    /// that another process keeps locked).
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     /// The configuration names a connector type that was not registered with the builder.
     #[error(
         "{origin}: connectors.{name}: unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"

@@ -30,6 +30,7 @@ pub(crate) struct Hub {
     pub(crate) cancel: CancellationToken,
     pub(crate) runtime: RuntimeConfig,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+    pub(crate) memory: crate::memory::Memory,
 }
 
 impl Hub {
@@ -44,6 +45,10 @@ impl Hub {
             .position(|c| c.dyn_is_default())
             .or(if connectors.is_empty() { None } else { Some(0) });
         let tracker = TaskTracker::new();
+        let memory = crate::memory::Memory::in_process();
+        for connector in &connectors {
+            connector.dyn_set_memory(&memory);
+        }
         let runner = SkillRunner {
             skills,
             timeout: runtime.skill_timeout,
@@ -57,7 +62,17 @@ impl Hub {
             cancel: CancellationToken::new(),
             runtime,
             observer,
+            memory,
         }
+    }
+
+    /// The memory skills and connectors use; every connector is told (`ConnectorInfo::memory`).
+    pub(crate) fn with_memory(mut self, memory: crate::memory::Memory) -> Self {
+        for connector in &self.connectors {
+            connector.dyn_set_memory(&memory);
+        }
+        self.memory = memory;
+        self
     }
 
     /// Stops queueing events (shutdown); workers finish what is queued.
@@ -119,5 +134,9 @@ impl BotCore for Hub {
 
     fn cancel(&self) -> &CancellationToken {
         &self.cancel
+    }
+
+    fn memory(&self) -> &crate::memory::Memory {
+        &self.memory
     }
 }

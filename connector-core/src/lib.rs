@@ -31,6 +31,7 @@ pub mod model;
 // What connectors and bots are configured and fail with, and helpers for connector authors.
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod rate;
 pub mod sync;
 
@@ -47,6 +48,7 @@ pub use connector::{BoxFuture, Connector, ConnectorInfo, Handle, Supports};
 pub use context::SkillContext;
 pub use error::{BotError, BoxError, ConnectorError, Outcome, Result, SendError};
 pub use lifecycle::Runner;
+pub use memory::{Memory, MemoryError};
 pub use model::{AnyEvent, Event, EventKind, EventMeta, Linked};
 pub use skill::{Matcher, Skill};
 
@@ -62,6 +64,7 @@ pub mod prelude {
     pub use crate::context::SkillContext;
     pub use crate::error::{BoxError, ConnectorError, Result, SendError};
     pub use crate::events::*;
+    pub use crate::memory::{Memory, MemoryError};
     pub use crate::model::{AnyEvent, Event, EventMeta, Linked};
     pub use crate::skill::{Matcher, Skill};
     #[cfg(feature = "macros")]

@@ -64,6 +64,8 @@ impl Runner {
         let welcome = self.welcome;
         let bot = self.bot;
         let hub = self.hub;
+        // A SQLite file that cannot be opened stops the bot before any connector starts.
+        hub.memory.ready().await?;
         let count = hub.connectors.len();
         let (first_tx, mut first_rx) = mpsc::channel::<()>(count.max(1));
         let mut lifecycles = JoinSet::new();

@@ -68,17 +68,11 @@ const KNOWN_KEYS: &[&str] = &[
     "web",
     "welcome-message",
     "runtime",
+    "databases",
 ];
 
 /// opsdroid top-level keys that are accepted but have no effect here.
-const IGNORED_KEYS: &[&str] = &[
-    "module-path",
-    "timezone",
-    "lang",
-    "parsers",
-    "databases",
-    "autoreload",
-];
+const IGNORED_KEYS: &[&str] = &["module-path", "timezone", "lang", "parsers", "autoreload"];
 
 /// Connector keys the loader interprets and strips from [`ConnectorSection::raw`].
 const RESERVED_CONNECTOR_KEYS: &[&str] = &[
@@ -128,6 +122,8 @@ pub struct Config {
     pub welcome_message: bool,
     /// The `runtime:` section.
     pub runtime: RuntimeConfig,
+    /// The `databases:` section: where [`crate::memory::Memory`] keeps its data.
+    pub databases: crate::memory::DatabasesConfig,
     warnings: Vec<String>,
     source: Arc<Source>,
 }
@@ -238,6 +234,8 @@ impl Config {
                 ));
             }
         };
+        let databases = loader.typed::<crate::memory::DatabasesConfig>(&root, "databases")?;
+        loader.warn_deprecated_databases(&databases);
         Ok(Config {
             connectors,
             skills,
@@ -245,6 +243,7 @@ impl Config {
             web,
             welcome_message,
             runtime,
+            databases,
             warnings: loader.warnings.into_inner(),
             source,
         })
@@ -663,6 +662,21 @@ impl Loader<'_> {
             raw,
             path,
             source: self.source_arc(),
+        }
+    }
+
+    /// opsdroid's deprecated `databases.sqlite.file`: accepted, with a warning.
+    fn warn_deprecated_databases(&self, databases: &crate::memory::DatabasesConfig) {
+        for db in databases.iter() {
+            if let crate::memory::DatabaseConfig::Sqlite(sqlite) = db
+                && sqlite.uses_file_alias()
+            {
+                let line = self.source.locations.key("databases.sqlite.file");
+                self.warn(
+                    line.map(|l| l.line),
+                    "`databases.sqlite.file` is deprecated: write `path` instead".to_owned(),
+                );
+            }
         }
     }
 

@@ -1,0 +1,179 @@
+//! The SQLite backend: one connection on a thread of its own, so no blocking SQLite call
+//! ever runs on the async runtime.
+//!
+//! The schema is opsdroid's, `(key text PRIMARY KEY, data text)`, in autocommit mode (each
+//! statement is its own transaction), with SQLite's default rollback journal and
+//! `synchronous = FULL`: when `put` returns, the row is committed to the file. Waiting for a
+//! lock held by another process is bounded by the busy timeout.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::{Backend, MemoryError, SqliteConfig};
+use crate::dispatch::BoxFuture;
+
+enum Op {
+    Ready,
+    Get(String),
+    Put(String, String),
+    Delete(String),
+}
+
+type Reply = Result<Option<String>, MemoryError>;
+
+pub(crate) struct Sqlite {
+    path: PathBuf,
+    jobs: mpsc::Sender<(Op, oneshot::Sender<Reply>)>,
+}
+
+impl Sqlite {
+    /// Starts the thread, which opens the file and creates the table; the result of that is
+    /// what [`Backend::ready`] (and every operation, should it have failed) reports.
+    pub(crate) fn start(config: &SqliteConfig) -> Self {
+        let path = config.resolved_path();
+        let (jobs, queue) = mpsc::channel::<(Op, oneshot::Sender<Reply>)>();
+        let worker = Worker {
+            path: path.clone(),
+            table: quote_identifier(&config.table),
+            timeout: config.busy_timeout,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("memory-sqlite".to_owned())
+            .spawn(move || worker.run(queue));
+        if let Err(e) = spawned {
+            // The queue's receiver is gone with the closure, so every operation reports it.
+            tracing::error!(path = %path.display(), "cannot start the SQLite thread: {e}");
+        }
+        Self { path, jobs }
+    }
+
+    fn call(&self, op: Op) -> BoxFuture<'_, Reply> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.jobs.send((op, tx));
+        Box::pin(async move {
+            let stopped = || MemoryError::Sqlite {
+                path: self.path.clone(),
+                message: "the database thread has stopped".to_owned(),
+            };
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+impl Backend for Sqlite {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, MemoryError>> {
+        self.call(Op::Get(key.to_owned()))
+    }
+
+    fn put<'a>(&'a self, key: &'a str, data: &'a str) -> BoxFuture<'a, Result<(), MemoryError>> {
+        let reply = self.call(Op::Put(key.to_owned(), data.to_owned()));
+        Box::pin(async move { reply.await.map(drop) })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), MemoryError>> {
+        let reply = self.call(Op::Delete(key.to_owned()));
+        Box::pin(async move { reply.await.map(drop) })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), MemoryError>> {
+        let reply = self.call(Op::Ready);
+        Box::pin(async move { reply.await.map(drop) })
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite at {}", self.path.display())
+    }
+}
+
+struct Worker {
+    path: PathBuf,
+    table: String,
+    timeout: Duration,
+}
+
+impl Worker {
+    fn run(self, queue: mpsc::Receiver<(Op, oneshot::Sender<Reply>)>) {
+        let mut conn = None;
+        // Ends when the last `Memory` handle is dropped.
+        while let Ok((op, reply)) = queue.recv() {
+            // Opened on the first request (`ready`, which the runtime sends at start), and
+            // again on the next request if it failed: a lock may have been released since.
+            if conn.is_none() {
+                match self.open() {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = conn.as_ref() else { continue };
+            let _ = reply.send(self.execute(c, op));
+        }
+    }
+
+    fn open(&self) -> Result<Connection, MemoryError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| MemoryError::Sqlite {
+                path: self.path.clone(),
+                message: format!("cannot create the directory {}: {e}", dir.display()),
+            })?;
+        }
+        let conn = Connection::open(&self.path).map_err(|e| self.error(e))?;
+        conn.busy_timeout(self.timeout).map_err(|e| self.error(e))?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, data text)",
+            self.table
+        ))
+        .map_err(|e| self.error(e))?;
+        tracing::debug!(path = %self.path.display(), "SQLite memory opened");
+        Ok(conn)
+    }
+
+    fn execute(&self, conn: &Connection, op: Op) -> Reply {
+        let t = &self.table;
+        let result = match op {
+            Op::Ready => Ok(None),
+            Op::Get(key) => conn
+                .query_row(
+                    &format!("SELECT data FROM {t} WHERE key = ?1"),
+                    [&key],
+                    |row| row.get(0),
+                )
+                .optional(),
+            Op::Put(key, data) => conn
+                .execute(
+                    &format!("INSERT OR REPLACE INTO {t} (key, data) VALUES (?1, ?2)"),
+                    [&key, &data],
+                )
+                .map(|_| None),
+            Op::Delete(key) => conn
+                .execute(&format!("DELETE FROM {t} WHERE key = ?1"), [&key])
+                .map(|_| None),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: rusqlite::Error) -> MemoryError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => MemoryError::Locked {
+                path: self.path.clone(),
+                waited: self.timeout,
+            },
+            _ => MemoryError::Sqlite {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// `"name"`, with `"` doubled: any table name is safe in a statement.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
