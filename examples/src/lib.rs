@@ -6,7 +6,7 @@ pub mod skills;
 use connector_core::BotBuilder;
 
 /// The configuration the `bot` binary runs without `--config`: the shell connector and the
-/// `hello` and `echo` skills.
+/// `hello`, `remember` and `echo` skills.
 pub const DEFAULT_CONFIG: &str = include_str!("default-configuration.yaml");
 
 /// A builder that knows every built-in connector and every example skill.
@@ -16,6 +16,7 @@ pub fn builder() -> BotBuilder {
         .connector::<connector_websocket::Websocket>()
         .connector::<connector_irc::Irc>()
         .skill(skills::hello())
+        .skill(skills::remember())
         .skill(skills::echo())
 }
 

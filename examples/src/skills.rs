@@ -1,6 +1,7 @@
 //! The example bot's skills.
 
 use connector_core::prelude::*;
+use connector_core::skill::RegexSpec;
 
 /// `hello` / `hi` → `Hi <user>`.
 pub fn hello() -> Skill {
@@ -23,4 +24,32 @@ pub fn echo() -> Skill {
         ctx.respond(text).await
     })
     .catchall_messages()
+}
+
+/// `remember <key> is <value>` → `OK, I'll remember <key>.` once the value is stored;
+/// `what is <key>` → `<key> is <value>.` or `I don't know <key>.`
+///
+/// Keys are global, as opsdroid's memory is: what one room teaches, every room knows. A
+/// memory that fails (Redis down, a locked SQLite file) makes the skill fail, so the user
+/// gets the bot's error reply.
+pub fn remember() -> Skill {
+    Skill::new("remember", |ctx: SkillContext| async move {
+        let key = ctx.entity("key").unwrap_or_default().trim().to_owned();
+        match ctx.entity("value") {
+            Some(value) => {
+                ctx.memory().put(&key, value.trim()).await?;
+                ctx.respond(format!("OK, I'll remember {key}.")).await?;
+            }
+            None => {
+                let answer = match ctx.memory().get::<String>(&key).await? {
+                    Some(value) => format!("{key} is {value}."),
+                    None => format!("I don't know {key}."),
+                };
+                ctx.respond(answer).await?;
+            }
+        }
+        Ok::<(), BoxError>(())
+    })
+    .regex_with(RegexSpec::new(r"remember (?P<key>.+?) is (?P<value>.+)").full_match())
+    .regex_with(RegexSpec::new(r"what is (?P<key>.+?)\??").full_match())
 }

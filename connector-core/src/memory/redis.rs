@@ -96,8 +96,9 @@ impl Redis {
         let mut manager = self.manager().await?;
         let mut result = self.query(&mut manager, &cmd).await;
         if result.as_ref().is_err_and(|e| e.1) {
-            // The connection dropped under us (a restarted server): the manager is
-            // reconnecting already; one more try takes the new connection.
+            // The connection dropped under us (a restarted server), or the last reconnect
+            // attempt failed: the manager has started a new one, and one more try waits for
+            // it, so the first operation after a restart does not fail needlessly.
             result = self.query(&mut manager, &cmd).await;
         }
         match result {
@@ -140,7 +141,11 @@ impl Redis {
     ) -> Result<T, (String, bool)> {
         match tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(manager)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err((e.to_string(), e.is_connection_dropped())),
+            Ok(Err(e)) => {
+                let lost =
+                    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal();
+                Err((e.to_string(), lost))
+            }
             Err(_) => Err((format!("no answer within {OP_TIMEOUT:?}"), false)),
         }
     }
