@@ -41,4 +41,17 @@ if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
+# redis-server: the memory tests start their own servers (no persistence) per test.
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  echo "installing redis-server (the memory tests' server)"
+  apt_install redis-server
+  # The package may start a system-wide server on 6379; the tests do not use it.
+  if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+  if command -v service >/dev/null 2>&1; then
+    as_root service redis-server stop >/dev/null 2>&1 || true
+  fi
+fi
+
 exec cargo test --workspace --locked "$@"
