@@ -6,7 +6,9 @@
 
 pub use crate::bot::Bot;
 pub use crate::config::{ConfigError, ConnectorSection};
-pub use crate::connector::{BoxFuture, Connector, ConnectorInfo, ConnectorState, Supports};
+pub use crate::connector::{
+    BoxFuture, Connector, ConnectorInfo, ConnectorState, Supports, SupportsTyping,
+};
 pub use crate::error::{ConnectorError, SendError};
 pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
 pub use std::any::TypeId;
