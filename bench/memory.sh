@@ -14,8 +14,8 @@
 #                               ours redis, opsdroid redis (the table shows medians)
 #   BACKENDS="sqlite redis"     the backends, in this order within a repetition
 #   SIDES="ours opsdroid"       who runs (SIDES=opsdroid: opsdroid's figures alone, no build)
-#   OPS_SQLITE=20000 OPS_REDIS=50000                 iterations per run of ours
-#   OPSDROID_OPS_SQLITE=2000 OPSDROID_OPS_REDIS=20000  iterations per run of opsdroid (much
+#   OPS_SQLITE=10000 OPS_REDIS=50000                 iterations per run of ours
+#   OPSDROID_OPS_SQLITE=1000 OPSDROID_OPS_REDIS=20000  iterations per run of opsdroid (much
 #                               slower; ops/s is what is compared)
 #   SQLITE_DIR=$BENCH_DIR/run-*/sqlite   where each run's fresh SQLite file is made (a new
 #                               directory per run); its filesystem decides what a commit costs
@@ -39,9 +39,9 @@ BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 REPS=${REPS:-3}
 BACKENDS=${BACKENDS:-"sqlite redis"}
 SIDES=${SIDES:-"ours opsdroid"}
-OPS_SQLITE=${OPS_SQLITE:-20000}
+OPS_SQLITE=${OPS_SQLITE:-10000}
 OPS_REDIS=${OPS_REDIS:-50000}
-OPSDROID_OPS_SQLITE=${OPSDROID_OPS_SQLITE:-2000}
+OPSDROID_OPS_SQLITE=${OPSDROID_OPS_SQLITE:-1000}
 OPSDROID_OPS_REDIS=${OPSDROID_OPS_REDIS:-20000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 FLOOR=${FLOOR:-1}
