@@ -58,13 +58,18 @@ async def run(args, module_path):
     opsdroid.loader.setup_modules_directory(config)
     modules = opsdroid.loader._load_modules("database", config["databases"])
     await opsdroid.setup_databases(modules)
-    await opsdroid.start_databases()
+    where = args.path if args.backend == "sqlite" else f"{args.redis_host}:{args.redis_port}"
+    try:
+        await opsdroid.start_databases()
+    except Exception as e:  # one line naming the database, not a traceback
+        await asyncio.sleep(0.2)  # aiosqlite's worker thread finishes with the loop still open
+        sys.exit(f"opsdroid's {args.backend} database at {where} did not connect: {e}")
     memory = opsdroid.memory
     if len(memory.databases) != 1:
         sys.exit(f"expected one {args.backend} database, opsdroid set up {memory.databases!r}")
     db = memory.databases[0]
     if getattr(db, "client", None) is None:
-        sys.exit(f"opsdroid's {args.backend} database did not connect (see the warning above)")
+        sys.exit(f"opsdroid's {args.backend} database at {where} did not connect (see above)")
     try:
         start = time.perf_counter()
         for i in range(args.ops):
