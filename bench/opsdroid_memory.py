@@ -55,6 +55,8 @@ async def run(args, module_path):
     config = {"module-path": module_path, "databases": databases_config(args)}
     # loopless: no event loop or signal handlers of its own; asyncio.run's loop is used.
     opsdroid = OpsDroid(config=config, loopless=True)
+    # What Loader.load_modules_from_config does for `databases:` (it would also insist on a
+    # `connectors:` section, which this run has no use for).
     opsdroid.loader.setup_modules_directory(config)
     modules = opsdroid.loader._load_modules("database", config["databases"])
     await opsdroid.setup_databases(modules)
