@@ -177,7 +177,7 @@ for rep in $(seq 1 "$REPS"); do
       # The floor: redis-benchmark's SET then GET, one connection, one command in flight,
       # values the size of the benchmark's JSON object.
       redis-cli -h 127.0.0.1 -p "$REDIS_PORT" flushall >/dev/null
-      echo "== floor redis: redis-benchmark -c 1 -P 1 -t set,get -n $OPS_REDIS -d 80, rep $rep/$REPS"
+      echo "== floor redis: redis-benchmark -c 1 -P 1 -t set,get -n $OPS_REDIS -d 80 -r 1000, rep $rep/$REPS"
       out=$RUN/floor-redis-r$rep.out
       if timeout -k 10 "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 1 -P 1 \
         -t set,get -n "$OPS_REDIS" -d 80 -r 1000 --csv > "$out" 2>&1; then
