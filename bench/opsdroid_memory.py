@@ -9,7 +9,7 @@ other through `opsdroid.memory.Memory` and prints exactly one line `ops_per_sec=
 (a put and a get each count as one op: 2N ops). Every value read back is compared with the
 one written; a mismatch ends the run with exit status 1.
 
-    python opsdroid_memory.py --backend sqlite --ops 20000 --path /tmp/m.db
+    python opsdroid_memory.py --backend sqlite --ops 20000 --path memory.db
     python opsdroid_memory.py --backend redis --ops 20000 --redis-port 16379
 
 Run it with XDG_DATA_HOME pointing at a scratch directory: opsdroid's loader creates its
