@@ -377,3 +377,85 @@ async fn shutdown_stops_the_ticks_and_lets_the_run_in_flight_finish() {
     assert!(took >= Duration::from_secs(28), "{took:?}");
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
+
+/// Everything a test's subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_panicking_timed_out_and_skipped_runs_are_logged_with_the_skills_name() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let (chat, _remote) = MemoryConnector::new("chat");
+    let mut run = TestBot::new()
+        .runtime(|r| r.skill_timeout = Some(Duration::from_secs(90)))
+        .skill(
+            Skill::new("nightly", move |_ctx: SkillContext| {
+                let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 => Err(std::io::Error::other("backup host unreachable")),
+                        1 => panic!("index out of range"),
+                        _ => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            Ok(())
+                        }
+                    }
+                }
+            })
+            .crontab("* * * * *"),
+        )
+        .connector(chat)
+        .start()
+        .unwrap();
+    // Runs at minutes 1 and 2 fail at once; the third runs into the 90 s timeout, and the
+    // tick in between is skipped; the one after that runs again (a fourth run).
+    let sent = run.sent_within(Duration::from_secs(5 * 60 + 30)).await;
+    assert!(sent.is_empty(), "no error reply on a tick: {sent:?}");
+    run.shutdown().await.unwrap();
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("Exception when running skill 'nightly'"))
+        .collect();
+    assert_eq!(errors.len(), 3, "{text}");
+    assert!(
+        errors[0].contains("backup host unreachable"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("panicked: index out of range"),
+        "{}",
+        errors[1]
+    );
+    assert!(errors[2].contains("timed out after 90s"), "{}", errors[2]);
+    assert!(
+        text.lines().any(|l| l.contains("DEBUG")
+            && l.contains("skill=nightly")
+            && l.contains("the previous run of this skill is still running")),
+        "{text}"
+    );
+    assert!(
+        runs.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "the schedule went on"
+    );
+}
