@@ -18,6 +18,7 @@
 //! logging: {level: info}   # trace|debug|info|warning|error|critical
 //! web: {host: 127.0.0.1, port: 8080}
 //! welcome-message: true
+//! timezone: Europe/Paris   # IANA name: crontab skills without their own (default UTC)
 //! runtime:
 //!   error-reply: "Whoops there has been an error."
 //!   shutdown-timeout: 10
