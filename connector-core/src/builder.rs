@@ -152,13 +152,16 @@ impl BotBuilder {
                             .join(", "),
                     });
                 };
-                chosen.push((skill.clone(), Some(section.raw().clone())));
+                let skill = crate::crontab::configure(skill.clone(), section)?;
+                chosen.push((skill, Some(section.raw().clone())));
             }
             chosen
         };
         let runtime = self.runtime.unwrap_or_else(|| config.runtime.clone());
         let runner = Self::assemble(connectors, self.instances, skills, runtime, self.observer)?;
-        Ok(runner.welcome(config.welcome_message))
+        Ok(runner
+            .welcome(config.welcome_message)
+            .default_timezone(config.timezone))
     }
 
     /// Builds a bot without a configuration file: only the connectors added with
@@ -193,6 +196,7 @@ impl BotBuilder {
             }
         }
         let skills = Skills::compile(skills)?;
-        Ok(Runner::new(Hub::new(connectors, skills, runtime, observer)))
+        let schedules = crate::crontab::Schedules::compile(&skills)?;
+        Ok(Runner::new(Hub::new(connectors, skills, runtime, observer)).schedules(schedules))
     }
 }

@@ -18,6 +18,7 @@
 //! logging: {level: info}   # trace|debug|info|warning|error|critical
 //! web: {host: 127.0.0.1, port: 8080}
 //! welcome-message: true
+//! timezone: Europe/Paris   # IANA name: crontab skills without their own (default UTC)
 //! runtime:
 //!   error-reply: "Whoops there has been an error."
 //!   shutdown-timeout: 10
@@ -68,17 +69,11 @@ const KNOWN_KEYS: &[&str] = &[
     "web",
     "welcome-message",
     "runtime",
+    "timezone",
 ];
 
 /// opsdroid top-level keys that are accepted but have no effect here.
-const IGNORED_KEYS: &[&str] = &[
-    "module-path",
-    "timezone",
-    "lang",
-    "parsers",
-    "databases",
-    "autoreload",
-];
+const IGNORED_KEYS: &[&str] = &["module-path", "lang", "parsers", "databases", "autoreload"];
 
 /// Connector keys the loader interprets and strips from [`ConnectorSection::raw`].
 const RESERVED_CONNECTOR_KEYS: &[&str] = &[
@@ -128,6 +123,9 @@ pub struct Config {
     pub welcome_message: bool,
     /// The `runtime:` section.
     pub runtime: RuntimeConfig,
+    /// opsdroid's top-level `timezone:` (an IANA name): the time zone of crontab skills
+    /// without their own; `None` (UTC) when absent.
+    pub timezone: Option<crate::crontab::Tz>,
     warnings: Vec<String>,
     source: Arc<Source>,
 }
@@ -228,6 +226,19 @@ impl Config {
                 ),
             ));
         }
+        let timezone = match root.get("timezone") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(
+                crate::crontab::parse_timezone(name)
+                    .map_err(|m| ConfigError::invalid(loader.at_value("timezone"), m))?,
+            ),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    loader.at_value("timezone"),
+                    format!("expected an IANA time zone name, found {}", describe(other)),
+                ));
+            }
+        };
         let welcome_message = match root.get("welcome-message") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
@@ -245,6 +256,7 @@ impl Config {
             web,
             welcome_message,
             runtime,
+            timezone,
             warnings: loader.warnings.into_inner(),
             source,
         })
