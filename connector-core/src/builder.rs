@@ -160,7 +160,8 @@ impl BotBuilder {
                             .join(", "),
                     });
                 };
-                chosen.push((skill.clone(), Some(section.raw().clone())));
+                let skill = crate::crontab::configure(skill.clone(), section)?;
+                chosen.push((skill, Some(section.raw().clone())));
             }
             chosen
         };
@@ -176,7 +177,9 @@ impl BotBuilder {
             self.observer,
             memory,
         )?;
-        Ok(runner.welcome(config.welcome_message))
+        Ok(runner
+            .welcome(config.welcome_message)
+            .default_timezone(config.timezone))
     }
 
     /// Builds a bot without a configuration file: only the connectors added with
@@ -214,8 +217,10 @@ impl BotBuilder {
             }
         }
         let skills = Skills::compile(skills)?;
-        Ok(Runner::new(
-            Hub::new(connectors, skills, runtime, observer).with_memory(memory),
-        ))
+        let schedules = crate::crontab::Schedules::compile(&skills)?;
+        Ok(
+            Runner::new(Hub::new(connectors, skills, runtime, observer).with_memory(memory))
+                .schedules(schedules),
+        )
     }
 }

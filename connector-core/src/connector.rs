@@ -140,7 +140,7 @@ pub trait Connector: ConnectorInfo {
     /// `user_typing(trigger)`). Compiles only for connectors that register `Typing`.
     fn user_typing(&self, trigger: bool) -> BoxFuture<'_, Result<(), SendError>>
     where
-        Self: Supports<Typing>,
+        Self: SupportsTyping,
     {
         self.send(Typing::new(trigger))
     }
@@ -152,16 +152,34 @@ pub trait Connector: ConnectorInfo {
 /// ([`Connector::send`], [`Handle::send`]) require it, so sending an event the connector
 /// cannot handle is a compile error rather than opsdroid's run-time `TypeError`. Rustdoc's
 /// "Trait Implementations" of a connector thus list the events it supports.
+///
+/// The event is named once in the error: rustc prints `{E}` with its full path whenever the
+/// user's crate imports the event through a glob (`use connector_core::prelude::*`), so the
+/// label and the note leave it out rather than suggest `#[register_event(connector_core::…)]`.
 #[diagnostic::on_unimplemented(
     message = "connector `{Self}` cannot send `{E}` events",
-    label = "`{Self}` has no `#[register_event({E})]` handler",
-    note = "add a handler to the `#[connector]` impl block: `#[register_event({E})] async fn send_it(&self, event: &{E}) -> Result<()>`"
+    label = "`{Self}` has no `#[register_event]` handler for this event",
+    note = "add one to the `#[connector]` impl block of `{Self}`: `#[register_event(…)] async fn send_…(&self, event: &…) -> Result<()>`, naming the event as you import it"
 )]
 pub trait Supports<E>: Connector {
     /// Calls the registered handler.
     #[doc(hidden)]
     fn __send<'a>(&'a self, event: &'a E) -> BoxFuture<'a, Result<(), SendError>>;
 }
+
+/// `Supports<Typing>` under its own name, for [`Connector::user_typing`]'s bound: the error
+/// then names `Typing` as the user writes it (a generic `{E}` prints a full path when the user's
+/// crate imports `Typing` through a glob) and says what to register.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "connector `{Self}` cannot send `Typing` events, so it has no `user_typing`",
+    label = "`{Self}` has no `#[register_event(Typing)]` handler",
+    note = "add one to the `#[connector]` impl block of `{Self}`: `#[register_event(Typing)] async fn send_typing(&self, typing: &Typing) -> Result<()>`"
+)]
+pub trait SupportsTyping: Supports<Typing> {}
+
+#[diagnostic::do_not_recommend]
+impl<C: Supports<Typing>> SupportsTyping for C {}
 
 /// An uninhabited event type. Every connector "supports" it, so a connector with exactly one
 /// registered event still has two `Supports` impls, and a wrong typed send reports the

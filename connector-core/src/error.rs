@@ -229,6 +229,14 @@ pub enum BotError {
         /// What is wrong, and where in the format.
         message: String,
     },
+    /// A skill's crontab expression or time zone is invalid.
+    #[error("skill `{skill}`: invalid crontab: {message}")]
+    Crontab {
+        /// The skill name.
+        skill: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A connector marked `required: true` gave up (a permanent error, or
     /// `runtime.reconnect.max-attempts` reached), so the bot shut down.
     #[error("required connector `{name}` failed and will not be retried; the bot has shut down")]

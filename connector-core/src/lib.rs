@@ -18,6 +18,9 @@ mod route;
 pub mod skill;
 mod worker;
 
+// Skills that wake on a schedule.
+pub mod crontab;
+
 // Building and running a bot, and a bot as a whole program.
 pub mod builder;
 pub mod lifecycle;
@@ -62,6 +65,7 @@ pub mod prelude {
     pub use crate::config::{Config, Secret};
     pub use crate::connector::{Connector, ConnectorInfo, Handle, Supports};
     pub use crate::context::SkillContext;
+    pub use crate::crontab::Tick;
     pub use crate::error::{BoxError, ConnectorError, Result, SendError};
     pub use crate::events::*;
     pub use crate::memory::{Memory, MemoryError};

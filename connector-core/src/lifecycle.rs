@@ -28,6 +28,8 @@ pub struct Runner {
     bot: Bot,
     /// `welcome-message` from the configuration: log a greeting at start.
     welcome: bool,
+    /// The crontab skills' schedules, started with `BotStarted`.
+    schedules: crate::crontab::Schedules,
 }
 
 impl Runner {
@@ -38,7 +40,19 @@ impl Runner {
             hub,
             bot,
             welcome: false,
+            schedules: Default::default(),
         }
+    }
+
+    pub(crate) fn schedules(mut self, schedules: crate::crontab::Schedules) -> Self {
+        self.schedules = schedules;
+        self
+    }
+
+    /// The configuration's `timezone:`, for crontab skills without their own.
+    pub(crate) fn default_timezone(mut self, tz: Option<crate::crontab::Tz>) -> Self {
+        self.schedules.set_default_timezone(tz);
+        self
     }
 
     pub(crate) fn welcome(mut self, welcome: bool) -> Self {
@@ -62,6 +76,7 @@ impl Runner {
     /// finished; then shuts down gracefully.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), BotError> {
         let welcome = self.welcome;
+        let schedules = self.schedules;
         let bot = self.bot;
         let hub = self.hub;
         // A SQLite file that cannot be opened stops the bot before any connector starts.
@@ -85,12 +100,14 @@ impl Runner {
         }
         drop(first_tx);
         let started_bot = bot.clone();
+        let launcher = crate::crontab::Launcher::new(&bot, &hub);
         hub.tracker.spawn(async move {
             let mut seen = 0;
             while seen < count && first_rx.recv().await.is_some() {
                 seen += 1;
             }
             if seen == count && !started_bot.is_shutting_down() {
+                schedules.start(&launcher);
                 started_bot.parse(BotStarted::new()).await;
             }
         });

@@ -6,9 +6,11 @@
 
 pub use crate::bot::Bot;
 pub use crate::config::{ConfigError, ConnectorSection};
-pub use crate::connector::{BoxFuture, Connector, ConnectorInfo, ConnectorState, Supports};
+pub use crate::connector::{
+    BoxFuture, Connector, ConnectorInfo, ConnectorState, Supports, SupportsTyping,
+};
 pub use crate::error::{ConnectorError, SendError};
-pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta};
+pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
 pub use std::any::TypeId;
 pub use std::boxed::Box;
 pub use std::clone::Clone;
@@ -21,7 +23,6 @@ pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
 
 use crate::error::Outcome;
-use crate::model::Is;
 
 /// Converts a `connect`/`listen`/`disconnect` return value.
 pub fn connector_result<R: Outcome>(r: R) -> Result<(), ConnectorError> {
@@ -91,14 +92,6 @@ pub fn connector_state<C: ConnectorInfo>(
     section: &ConnectorSection,
 ) -> Result<ConnectorState<C::Config>, ConfigError> {
     ConnectorState::from_section(section)
-}
-
-/// Upcasts a registered event to the handler's argument type (what `#[connector]` calls, on
-/// the handler's argument type). [`Is`] walks the parent chain behind a `do_not_recommend`
-/// impl, so a mismatch is reported here as "`Typing` is not a `Message` event", not as a
-/// failure deep in the walk.
-pub fn upcast_to<E: Is<A, I>, A, I>(event: &E) -> &A {
-    event.upcast()
 }
 
 /// The body of the stand-in methods `#[derive(Event)]` emits next to its error, so that

@@ -2,6 +2,7 @@
 //! reference to (or the span of) the user's tokens, so later errors point at them.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{
     Attribute, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReceiverKind, ReturnType, Type,
@@ -154,6 +155,10 @@ impl<'a> Method<'a> {
             }
         }
 
+        if is_lifecycle && !is_handler && !lifecycle_arguments(cx, original) {
+            callable = false;
+        }
+
         if is_handler {
             let rest: Vec<&FnArg> = sig
                 .inputs
@@ -223,4 +228,79 @@ impl<'a> Method<'a> {
             ReturnType::Type(_, ty) => ty.span(),
         }
     }
+}
+
+/// Checks the arguments of `connect`, `disconnect` (none besides `&self`) and `listen` (the
+/// bot, by shared reference); reports a wrong list on the arguments the user wrote and
+/// returns whether the list is usable. Without this the generated call fails with rustc's
+/// "this method takes 1 argument but 2 arguments were supplied", pointing at `#[connector]`.
+fn lifecycle_arguments(cx: &Ctxt, original: &ImplItemFn) -> bool {
+    let sig = &original.sig;
+    let ident = &sig.ident;
+    let typed: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(pt) => Some(pt),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let (wanted, signature) = if ident == "listen" {
+        (
+            1,
+            "async fn listen(&self, bot: &Bot) -> Result<()>".to_owned(),
+        )
+    } else {
+        (0, format!("async fn {ident}(&self) -> Result<()>"))
+    };
+    let help = format!("write `{signature}`");
+    if typed.len() > wanted {
+        let span = typed[wanted..]
+            .iter()
+            .map(|a| a.span())
+            .reduce(|a, b| a.join(b).unwrap_or(a))
+            .unwrap_or_else(|| sig.paren_token.span.join());
+        let message = if wanted == 0 {
+            format!(
+                "`{ident}` takes no arguments besides `&self`; it takes {}",
+                typed.len()
+            )
+        } else {
+            format!(
+                "`listen` takes exactly one argument besides `&self`, the bot; it takes {}",
+                typed.len()
+            )
+        };
+        let help = if ident == "connect" {
+            format!("{help}, and read settings from the configuration (`self.config()`)")
+        } else {
+            help
+        };
+        cx.error_at(span, with_help(message, help));
+        return false;
+    }
+    if typed.len() < wanted {
+        cx.error_at(
+            sig.paren_token.span.join(),
+            with_help(
+                "`listen` needs the bot, to hand it the events it receives",
+                format!("{help} and pass each event to `bot`"),
+            ),
+        );
+        return false;
+    }
+    if let Some(bot) = typed.first() {
+        let by_ref = matches!(&*bot.ty, Type::Reference(r) if r.mutability.is_none());
+        if !by_ref {
+            cx.error_spanned_by(
+                &bot.ty,
+                with_help(
+                    "`listen` takes the bot by shared reference",
+                    format!("write `{}: &Bot`", bot.pat.to_token_stream()),
+                ),
+            );
+            return false;
+        }
+    }
+    true
 }

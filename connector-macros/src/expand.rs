@@ -1,7 +1,7 @@
 //! Code generation for `#[connector]` (on the struct and on the impl block) and the stand-alone
 //! `#[register_event]`.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Fields, Ident, ImplItem, Item, ItemImpl, ItemStruct, Path};
@@ -9,6 +9,7 @@ use syn::{Fields, Ident, ImplItem, Item, ItemImpl, ItemStruct, Path};
 use crate::ast::{ConnectorImpl, Method};
 use crate::attr;
 use crate::ctxt::{Ctxt, with_help};
+use crate::upcast;
 use crate::valid::{self, Entry};
 
 /// `#[connector(...)]` on anything.
@@ -270,17 +271,28 @@ fn generate_impl(model: &ConnectorImpl, entries: &[Entry], krate: &TokenStream) 
     );
     let disconnect = lifecycle(model, "disconnect", quote!(), quote!());
 
-    // Event-type checks, on the user's event paths.
-    let mut checks = Vec::new();
-    for m in model.handlers() {
-        for r in &m.registrations {
-            for e in &r.events {
-                checks.push(quote_spanned! {e.span()=>
-                    const _: _cc::__private::EventOps<#e> = _cc::__private::event_ops::<#e>();
-                });
-            }
+    // Each registered event is named once, by an alias spanned at the user's path: a path
+    // that does not resolve (`Mesage`) is one error, and a type that is no event is one
+    // error at the check below, because every other use goes through the alias.
+    let aliases: Vec<Ident> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| event_alias(i, e))
+        .collect();
+    let checks = entries.iter().zip(&aliases).map(|(e, alias)| {
+        let ev = e.event;
+        quote_spanned! {ev.span()=>
+            #[allow(non_camel_case_types)]
+            type #alias = #ev;
+            const _: _cc::__private::EventOps<#alias> = _cc::__private::event_ops::<#alias>();
         }
-    }
+    });
+    let upcasts = entries
+        .iter()
+        .zip(&aliases)
+        .enumerate()
+        .filter(|(_, (e, _))| e.method.callable)
+        .map(|(i, (e, alias))| upcast::helper(i, e, alias));
 
     // One boxing shim per usable handler: the `Send` check happens once, at the handler.
     let shims = model.handlers().filter(|m| m.callable).filter_map(|m| {
@@ -307,21 +319,14 @@ fn generate_impl(model: &ConnectorImpl, entries: &[Entry], krate: &TokenStream) 
         })
     });
 
-    let usable = |e: &&Entry| e.method.callable && e.method.arg.is_some();
-    let supported = entries.iter().map(|e| {
-        let ev = e.event;
-        ops(ev, quote!(kind))
-    });
+    let usable = |e: &Entry| e.method.callable && e.method.arg.is_some();
+    let supported = aliases.iter().map(|ev| ops(ev, quote!(kind)));
 
-    let supports_impls = entries.iter().map(|e| {
-        let ev = e.event;
+    let supports_impls = entries.iter().zip(&aliases).enumerate().map(|(i, (e, ev))| {
         let body = match (e.method.callable, e.method.arg) {
-            (true, Some((_, arg))) => {
+            (true, Some(_)) => {
                 let shim = shim_name(e.method);
-                let ev_at_arg = respan(ev.to_token_stream(), arg.span());
-                let upcast = quote_spanned! {arg.span()=>
-                    _cc::__private::upcast_to::<#ev_at_arg, #arg, _>(event)
-                };
+                let upcast = upcast::call(i, e, quote!(event));
                 let kind = ops(ev, quote!(kind));
                 quote! {
                     #shim(self, #upcast, #kind.name())
@@ -343,8 +348,7 @@ fn generate_impl(model: &ConnectorImpl, entries: &[Entry], krate: &TokenStream) 
         }
     });
 
-    let exact = entries.iter().map(|e| {
-        let ev = e.event;
+    let exact = aliases.iter().map(|ev| {
         let downcast = ops(ev, quote!(downcast));
         quote! {
             if let _cc::__private::Some(e) = (#downcast)(event) {
@@ -353,34 +357,30 @@ fn generate_impl(model: &ConnectorImpl, entries: &[Entry], krate: &TokenStream) 
         }
     });
 
-    let subclass: Vec<&Entry> = entries
+    let subclass: Vec<(usize, &Entry, &Ident)> = entries
         .iter()
-        .filter(|e| e.include_subclasses)
-        .filter(usable)
+        .zip(&aliases)
+        .enumerate()
+        .filter(|(_, (e, _))| e.include_subclasses && usable(e))
+        .map(|(i, (e, alias))| (i, e, alias))
         .collect();
     let (walk, supports_fn) = if subclass.is_empty() {
         (TokenStream::new(), TokenStream::new())
     } else {
-        let arms = subclass.iter().filter_map(|e| {
-            let ev = e.event;
-            let (_, arg) = e.method.arg?;
+        let arms = subclass.iter().map(|&(i, e, ev)| {
             let shim = shim_name(e.method);
-            let ev_at_arg = respan(ev.to_token_stream(), arg.span());
-            let upcast = quote_spanned! {arg.span()=>
-                _cc::__private::upcast_to::<#ev_at_arg, #arg, _>(e)
-            };
+            let upcast = upcast::call(i, e, quote!(e));
             let ev_kind = ops(ev, quote!(kind));
             let upcast_ref = ops(ev, quote!(upcast));
-            Some(quote! {
+            quote! {
                 if kind == #ev_kind {
                     if let _cc::__private::Some(e) = (#upcast_ref)(event) {
                         return #shim(self, #upcast, event.name());
                     }
                 }
-            })
+            }
         });
-        let ancestors = subclass.iter().map(|e| {
-            let ev = e.event;
+        let ancestors = subclass.iter().map(|&(_, _, ev)| {
             let ev_kind = ops(ev, quote!(kind));
             quote!(|| kind.is_a(#ev_kind))
         });
@@ -407,6 +407,7 @@ fn generate_impl(model: &ConnectorImpl, entries: &[Entry], krate: &TokenStream) 
         const _: () = {
             use #krate as _cc;
             #(#checks)*
+            #(#upcasts)*
             #(#shims)*
 
             #[automatically_derived]
@@ -482,27 +483,16 @@ fn lifecycle(
     }
 }
 
-/// `_cc::__private::event_ops::<E>().field`, spanned at the user's `E`: every use of `E` fails
-/// with the same error on the same token when `E` is no event, and rustc reports it once.
-fn ops(ev: &syn::Type, field: TokenStream) -> TokenStream {
+/// `_cc::__private::event_ops::<E>().field`, spanned at the user's `E` (through its alias):
+/// every use of `E` fails with the same error on the same token when `E` is no event, and
+/// rustc reports it once.
+fn ops(ev: &Ident, field: TokenStream) -> TokenStream {
     quote_spanned!(ev.span()=> _cc::__private::event_ops::<#ev>().#field)
 }
 
-/// `tokens` with every span set to `span`, so a type error about them is reported there.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tt| {
-            if let TokenTree::Group(g) = &tt {
-                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
-                group.set_span(span);
-                tt = TokenTree::Group(group);
-            } else {
-                tt.set_span(span);
-            }
-            tt
-        })
-        .collect()
+/// The alias of entry `index`'s event, spanned at the user's path.
+fn event_alias(index: usize, entry: &Entry) -> Ident {
+    Ident::new(&format!("__connector_event_{index}"), entry.event.span())
 }
 
 /// The output plus every collected error.

@@ -17,6 +17,7 @@ mod attr;
 mod ctxt;
 mod event;
 mod expand;
+mod upcast;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -129,9 +130,21 @@ use proc_macro::TokenStream;
 /// ```ignore
 /// const _: () = {
 ///     use ::connector_core as _cc;
-///     // one per event, on your path: "`String` is not a connector event", reported once
-///     // because every use of an event type goes through `event_ops::<E>()`
-///     const _: EventOps<Message> = _cc::__private::event_ops::<Message>();
+///     // one alias per event, on your path, and every other use goes through it: a typo
+///     // (`Mesage`) is one "cannot find type" error, and "`String` is not a connector event"
+///     // is reported once because every use of an event type goes through `event_ops::<E>()`
+///     type __connector_event_0 = Message;
+///     const _: EventOps<__connector_event_0> = _cc::__private::event_ops::<__connector_event_0>();
+///     // one per registration whose event is spelt differently from the handler's argument
+///     // (`#[register_event(Image)]` on `file: &File`): a trait whose message is built from
+///     // your spelling, "`Typing` is not a `File` event", reported at the argument type
+///     #[diagnostic::on_unimplemented(message = "`Image` is not a `File` event", /* … */)]
+///     trait __connector_is_send_file_1<E, I> { fn __upcast(event: &E) -> &File; }
+///     #[diagnostic::do_not_recommend]
+///     impl<T, E: Is<File, I>, I> __connector_is_send_file_1<E, I> for T { /* Is::upcast */ }
+///     fn __connector_upcast_send_file_1<__Self>(event: &Image) -> &File {
+///         <__Self as __connector_is_send_file_1<Image, _>>::__upcast(event)
+///     }
 ///     // one per handler: the boxed call, checked to be `Send` at the handler's name
 ///     fn __connector_send_send_message<'a>(this: &'a MyChat, event: &'a Message, kind: &'static str)
 ///         -> BoxFuture<'a, Result<(), SendError>>
@@ -157,8 +170,9 @@ use proc_macro::TokenStream;
 ///     }
 ///     impl _cc::__private::Supports<Message> for MyChat {
 ///         fn __send<'a>(&'a self, event: &'a Message) -> BoxFuture<'a, Result<(), SendError>> {
-///             // the upcast is checked on your argument type: `Typing` is not a `Message` event
-///             __connector_send_send_message(self, upcast_to::<Message, Message, _>(event), "Message")
+///             // the argument is spelt as the event: passed on as it is (`send_file` for `Image`
+///             // gets `__connector_upcast_send_file_1::<()>(event)`)
+///             __connector_send_send_message(self, event, "Message")
 ///         }
 ///     }
 ///     // … one `Supports<E>` per registered event

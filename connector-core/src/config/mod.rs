@@ -18,6 +18,7 @@
 //! logging: {level: info}   # trace|debug|info|warning|error|critical
 //! web: {host: 127.0.0.1, port: 8080}
 //! welcome-message: true
+//! timezone: Europe/Paris   # IANA name: crontab skills without their own (default UTC)
 //! runtime:
 //!   error-reply: "Whoops there has been an error."
 //!   shutdown-timeout: 10
@@ -69,10 +70,11 @@ const KNOWN_KEYS: &[&str] = &[
     "welcome-message",
     "runtime",
     "databases",
+    "timezone",
 ];
 
 /// opsdroid top-level keys that are accepted but have no effect here.
-const IGNORED_KEYS: &[&str] = &["module-path", "timezone", "lang", "parsers", "autoreload"];
+const IGNORED_KEYS: &[&str] = &["module-path", "lang", "parsers", "autoreload"];
 
 /// Connector keys the loader interprets and strips from [`ConnectorSection::raw`].
 const RESERVED_CONNECTOR_KEYS: &[&str] = &[
@@ -124,6 +126,9 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The `databases:` section: where [`crate::memory::Memory`] keeps its data.
     pub databases: crate::memory::DatabasesConfig,
+    /// opsdroid's top-level `timezone:` (an IANA name): the time zone of crontab skills
+    /// without their own; `None` (UTC) when absent.
+    pub timezone: Option<crate::crontab::Tz>,
     warnings: Vec<String>,
     source: Arc<Source>,
 }
@@ -224,6 +229,19 @@ impl Config {
                 ),
             ));
         }
+        let timezone = match root.get("timezone") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(
+                crate::crontab::parse_timezone(name)
+                    .map_err(|m| ConfigError::invalid(loader.at_value("timezone"), m))?,
+            ),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    loader.at_value("timezone"),
+                    format!("expected an IANA time zone name, found {}", describe(other)),
+                ));
+            }
+        };
         let welcome_message = match root.get("welcome-message") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
@@ -244,6 +262,7 @@ impl Config {
             welcome_message,
             runtime,
             databases,
+            timezone,
             warnings: loader.warnings.into_inner(),
             source,
         })

@@ -20,6 +20,7 @@ use crate::model::{AnyEvent, Event, EventKind};
 
 pub use self::plan::regex_score;
 pub(crate) use self::plan::{Planned, Skills};
+pub use crate::crontab::CrontabSpec;
 
 /// How a regex or parse format must match the message text (opsdroid's
 /// `matching_condition`).
@@ -184,6 +185,9 @@ pub enum Matcher {
         /// Ignore non-message events.
         messages_only: bool,
     },
+    /// No event: the skill runs on a schedule, with a [`Tick`](crate::crontab::Tick) as its
+    /// event (opsdroid's `match_crontab`; see [`crate::crontab`]).
+    Crontab(CrontabSpec),
 }
 
 impl Matcher {
@@ -334,6 +338,34 @@ impl Skill {
     pub fn catchall_messages(self) -> Self {
         self.matcher(Matcher::Catchall {
             messages_only: true,
+        })
+    }
+
+    /// Runs on a schedule: `expression` has five fields (minute hour day month weekday) or
+    /// six with seconds first, read in the configuration's `timezone:` (else UTC). The rules
+    /// are in [`crate::crontab`]; an invalid expression fails the build, naming the skill.
+    ///
+    /// ```
+    /// use connector_core::prelude::*;
+    ///
+    /// let tea = Skill::new("tea", |ctx: SkillContext| async move { ctx.respond("Tea time").await })
+    ///     .crontab("0 16 * * *");
+    /// # let _ = tea;
+    /// ```
+    pub fn crontab(self, expression: impl Into<String>) -> Self {
+        self.matcher(Matcher::Crontab(CrontabSpec::new(expression)))
+    }
+
+    /// Runs on a fully specified schedule ([`CrontabSpec`]: expression and time zone).
+    pub fn crontab_with(self, spec: CrontabSpec) -> Self {
+        self.matcher(Matcher::Crontab(spec))
+    }
+
+    /// The skill's crontab matchers, for the configuration's `timezone:` to fill in.
+    pub(crate) fn crontab_specs_mut(&mut self) -> impl Iterator<Item = &mut CrontabSpec> {
+        self.matchers.iter_mut().filter_map(|m| match m {
+            Matcher::Crontab(spec) => Some(spec),
+            _ => None,
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 
-use super::{Constraint, Matcher, RegexCondition, Skill, parse_format};
+use super::{Constraint, CrontabSpec, Matcher, RegexCondition, Skill, parse_format};
 use crate::context::{SkillFn, SkillInfo};
 use crate::error::BotError;
 use crate::events::Message;
@@ -24,6 +24,8 @@ struct CompiledSkill {
     event_types: Vec<(&'static EventKind, bool)>,
     catchall: Option<bool>,
     constraints: Vec<Constraint>,
+    /// Schedules: never chosen for an event; `crontab::Schedules` runs them.
+    crontabs: Vec<CrontabSpec>,
 }
 
 /// Compiles a matcher's regex; an invalid one names the skill.
@@ -74,6 +76,7 @@ impl Skills {
                 event_types: Vec::new(),
                 catchall: None,
                 constraints: skill.constraints,
+                crontabs: Vec::new(),
             };
             for m in skill.matchers {
                 match m {
@@ -115,6 +118,7 @@ impl Skills {
                         // Several catch-all matchers: messages only if every one says so.
                         c.catchall = Some(c.catchall.map_or(messages_only, |m| m && messages_only))
                     }
+                    Matcher::Crontab(spec) => c.crontabs.push(spec),
                 }
             }
             compiled.push(c);
@@ -133,6 +137,17 @@ impl Skills {
     pub(crate) fn get(&self, index: usize) -> (&Arc<SkillInfo>, &Arc<dyn SkillFn>) {
         let skill = &self.skills[index];
         (&skill.info, &skill.func)
+    }
+
+    /// Every crontab matcher: the skill's index, name and configuration, function, spec.
+    pub(crate) fn crontabs(
+        &self,
+    ) -> impl Iterator<Item = (usize, &Arc<SkillInfo>, &Arc<dyn SkillFn>, &CrontabSpec)> {
+        self.skills.iter().enumerate().flat_map(|(index, s)| {
+            s.crontabs
+                .iter()
+                .map(move |spec| (index, &s.info, &s.func, spec))
+        })
     }
 
     /// The skills to run for `event`, in opsdroid's order: always, event type, the best
