@@ -42,6 +42,10 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     fn connector_names(&self) -> Vec<&str>;
     /// Cancelled when shutdown begins.
     fn cancel(&self) -> &CancellationToken;
+    /// The bot's web server.
+    fn web(&self) -> &Arc<crate::web::WebServer>;
+    /// The skills, for running one directly (a webhook call).
+    fn skills(&self) -> &crate::worker::SkillRunner;
 }
 
 impl Bot {
@@ -100,6 +104,14 @@ impl Bot {
 
     pub(crate) fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
         self.core.connector_any(name)
+    }
+
+    pub(crate) fn web_server(&self) -> &Arc<crate::web::WebServer> {
+        self.core.web()
+    }
+
+    pub(crate) fn skill_runner(&self) -> &crate::worker::SkillRunner {
+        self.core.skills()
     }
 
     /// Asks the bot to shut down, as SIGTERM does.

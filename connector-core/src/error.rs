@@ -171,6 +171,9 @@ pub enum BotError {
     /// The configuration is wrong (see the message for file, key path, line and column).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The web server cannot listen on the `web:` host and port.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     /// The configuration names a connector type that was not registered with the builder.
     #[error(
         "{origin}: connectors.{name}: unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"

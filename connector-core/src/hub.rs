@@ -20,6 +20,7 @@ use crate::error::SendError;
 use crate::model::AnyEvent;
 use crate::route::Router;
 use crate::skill::Skills;
+use crate::web::WebServer;
 use crate::worker::SkillRunner;
 
 pub(crate) struct Hub {
@@ -30,6 +31,7 @@ pub(crate) struct Hub {
     pub(crate) cancel: CancellationToken,
     pub(crate) runtime: RuntimeConfig,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
+    pub(crate) web: Arc<WebServer>,
 }
 
 impl Hub {
@@ -44,6 +46,13 @@ impl Hub {
             .position(|c| c.dyn_is_default())
             .or(if connectors.is_empty() { None } else { Some(0) });
         let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let web = Arc::new(WebServer::new(
+            web_config(&connectors),
+            skills.has_webhooks(),
+            tracker.clone(),
+            cancel.clone(),
+        ));
         let runner = SkillRunner {
             skills,
             timeout: runtime.skill_timeout,
@@ -54,9 +63,10 @@ impl Hub {
             default_connector,
             router: Router::new(runner, tracker.clone()),
             tracker,
-            cancel: CancellationToken::new(),
+            cancel,
             runtime,
             observer,
+            web,
         }
     }
 
@@ -120,4 +130,24 @@ impl BotCore for Hub {
     fn cancel(&self) -> &CancellationToken {
         &self.cancel
     }
+
+    fn web(&self) -> &Arc<WebServer> {
+        &self.web
+    }
+
+    fn skills(&self) -> &SkillRunner {
+        self.router.runner()
+    }
+}
+
+/// The web server's settings: the `web:` section the connectors were configured with (the
+/// first that had one, for a bot built from instances), else the defaults.
+fn web_config(connectors: &[Arc<dyn DynConnector>]) -> crate::config::WebConfig {
+    let mut sections = connectors.iter().filter_map(|c| c.dyn_web());
+    let first = sections.clone().next();
+    sections
+        .find(|w| w.configured)
+        .or(first)
+        .cloned()
+        .unwrap_or_default()
 }

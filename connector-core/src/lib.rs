@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod rate;
 pub mod sync;
+pub mod web;
 
 pub mod testing;
 

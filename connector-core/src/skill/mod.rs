@@ -184,6 +184,9 @@ pub enum Matcher {
         /// Ignore non-message events.
         messages_only: bool,
     },
+    /// `POST /skill/<skill>/<name>` on the web server (opsdroid's `match_webhook`); the
+    /// skill runs on a [`WebhookRequest`](crate::web::WebhookRequest).
+    Webhook(String),
 }
 
 impl Matcher {
@@ -335,6 +338,13 @@ impl Skill {
         self.matcher(Matcher::Catchall {
             messages_only: true,
         })
+    }
+
+    /// Runs on `POST /skill/<this skill's name>/<name>` (opsdroid's `match_webhook`), with
+    /// a [`WebhookRequest`](crate::web::WebhookRequest) as its event; see the
+    /// [`web`](crate::web) module. A bot with a webhook skill starts its web server.
+    pub fn webhook(self, name: impl Into<String>) -> Self {
+        self.matcher(Matcher::Webhook(name.into()))
     }
 
     fn constrain(mut self, field: ConstraintField, values: &[&str], invert: bool) -> Self {

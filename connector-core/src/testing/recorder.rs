@@ -78,6 +78,9 @@ impl DynConnector for Recorder {
     fn dyn_is_required(&self) -> bool {
         self.inner.dyn_is_required()
     }
+    fn dyn_web(&self) -> Option<&crate::config::WebConfig> {
+        self.inner.dyn_web()
+    }
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         self.inner.dyn_connect()
     }
