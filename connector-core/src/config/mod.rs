@@ -53,8 +53,8 @@ pub use self::error::{ConfigError, ErrorLocation};
 pub use self::secret::Secret;
 pub use self::sections::{ConnectorSection, DEFAULT_BOT_NAME, SkillSection, default_bot_name};
 pub use self::typed::{
-    DEFAULT_ERROR_REPLY, DEFAULT_MAX_BODY_SIZE, LogFilter, LoggingConfig, ReconnectPolicy, RuntimeConfig, WebConfig,
-    normalize_log_level,
+    DEFAULT_ERROR_REPLY, DEFAULT_MAX_BODY_SIZE, LogFilter, LoggingConfig, ReconnectPolicy,
+    RuntimeConfig, WebConfig, normalize_log_level,
 };
 
 use self::locate::{LocationMap, join};

@@ -45,9 +45,7 @@ pub async fn read_body(request: Request, limit: usize) -> Result<(Parts, Bytes),
     let (parts, body) = request.into_parts();
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge { limit })
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
 }

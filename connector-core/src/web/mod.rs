@@ -159,11 +159,7 @@ impl Web {
     /// [`WebError::BadRoute`] for a path that does not start with `/` or is under
     /// `/skill/` (the webhook skills' paths); [`WebError::Bind`] when the server cannot
     /// listen; [`WebError::ShuttingDown`].
-    pub async fn route(
-        &self,
-        path: &str,
-        handler: impl Handler,
-    ) -> Result<SocketAddr, WebError> {
+    pub async fn route(&self, path: &str, handler: impl Handler) -> Result<SocketAddr, WebError> {
         self.server.add_route(path, false, Arc::new(handler))?;
         self.server.start(&self.bot).await
     }

@@ -53,10 +53,11 @@ impl WebServer {
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) -> Self {
-        let expected_authorization = config
-            .webhook_token
-            .as_ref()
-            .map(|t| format!("Bearer {}", t.expose()).into_bytes().into_boxed_slice());
+        let expected_authorization = config.webhook_token.as_ref().map(|t| {
+            format!("Bearer {}", t.expose())
+                .into_bytes()
+                .into_boxed_slice()
+        });
         Self {
             wanted: config.configured || has_webhooks,
             config,

@@ -178,7 +178,10 @@ impl WebhookResponse {
 
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or_else(|_| {
-            tracing::warn!(status = self.status, "webhook: invalid status code; sending 500");
+            tracing::warn!(
+                status = self.status,
+                "webhook: invalid status code; sending 500"
+            );
             StatusCode::INTERNAL_SERVER_ERROR
         });
         let mut response = Response::new(http_body_util::Full::new(self.body));
