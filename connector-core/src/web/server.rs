@@ -135,7 +135,9 @@ impl WebServer {
         if prefix {
             routes.prefixes.retain(|(p, _)| p != path);
             routes.prefixes.push((path.to_owned(), handler));
-            routes.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            routes
+                .prefixes
+                .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         } else {
             routes.exact.insert(path.to_owned(), handler);
         }

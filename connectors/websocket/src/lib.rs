@@ -8,8 +8,12 @@
 //!   websocket:
 //!     max-connections: 10
 //!     token: ${WEBSOCKET_TOKEN}
-//! web: {host: 127.0.0.1, port: 8080}   # where it serves (opsdroid's 0.0.0.0 only when asked)
+//! web: {host: 127.0.0.1, port: 8080}   # the bot's web server (opsdroid's 0.0.0.0 only when asked)
 //! ```
+//!
+//! Its two routes are on the bot's one web server ([`connector_core::web`]), next to webhook
+//! skills and other connectors' routes; `listen` adds them (and so starts the server when
+//! nothing else has).
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -59,8 +63,9 @@
 //! `typing:off`. Browsers and opsdroid's clients answer pings by themselves and never show
 //! them; a client that wants an indicator can read the ping payload.
 //!
-//! **Shutdown.** POSTs get 429, every socket is closed with 1001 `Server shutdown` (after what
-//! is already queued for it), and the server stops. A client that vanishes without a closing
+//! **Shutdown.** The web server stops accepting connections; POSTs on connections already
+//! open get 429, every socket is closed with 1001 `Server shutdown` (after what is already
+//! queued for it). A client that vanishes without a closing
 //! handshake frees its slot as soon as its connection ends.
 //!
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
