@@ -218,7 +218,9 @@ impl WebServer {
                 && !hook.contains('/')
             {
                 let (skill, hook) = (skill.to_owned(), hook.to_owned());
-                return webhook::call(self, request, bot, &skill, &hook).await;
+                // Boxed: the webhook's future (body, skill run) is large, and every HTTP
+                // connection's task holds this one inline, a websocket upgrade's included.
+                return Box::pin(webhook::call(self, request, bot, &skill, &hook)).await;
             }
         }
         not_found()
