@@ -390,3 +390,33 @@ async fn shutdown_lets_a_request_in_flight_finish_and_then_accepts_nothing() {
         "nothing listens after shutdown"
     );
 }
+
+#[test]
+fn web_settings_are_read_with_defaults_and_located_errors() {
+    use connector_core::Config;
+    let config = Config::from_str("connectors: {shell: }\n", "configuration.yaml").expect("valid");
+    assert!(!config.web.configured);
+    assert_eq!(config.web.max_body_size, 1024 * 1024);
+    assert!(config.web.webhook_token.is_none());
+    let config = Config::from_str(
+        "connectors: {shell: }\nweb: {webhook-token: \"\", max-body-size: 10}\n",
+        "configuration.yaml",
+    )
+    .expect("valid");
+    assert!(config.web.configured);
+    assert!(config.web.webhook_token.is_none(), "an empty token is none");
+    assert_eq!(config.web.max_body_size, 10);
+    for (yaml, message) in [
+        (
+            "connectors: {shell: }\nweb:\n  max-body-size: 0\n",
+            "configuration.yaml:3:18: web.max-body-size: invalid body size 0: expected a positive number of bytes",
+        ),
+        (
+            "connectors: {shell: }\nweb:\n  max-body-size: big\n",
+            "configuration.yaml:3:18: web.max-body-size: expected a size in bytes (a positive integer)",
+        ),
+    ] {
+        let error = Config::from_str(yaml, "configuration.yaml").expect_err("invalid");
+        assert_eq!(error.to_string(), message);
+    }
+}
