@@ -3,8 +3,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::header::{self, HeaderValue};
@@ -16,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::{Handler, Request, Response, StatusCode, WebError, text, webhook};
 use crate::bot::Bot;
 use crate::config::WebConfig;
+use crate::dispatch::BoxFuture;
 
 /// The paths of webhook skills; no connector route may be under it.
 pub(super) const SKILL_PREFIX: &str = "/skill/";
@@ -178,11 +182,8 @@ impl WebServer {
             let bot = bot.clone();
             self.tracker.spawn(async move {
                 let cancel = server.cancel.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let server = server.clone();
-                    let bot = bot.clone();
-                    async move { Ok::<_, Infallible>(server.serve(request, &bot).await) }
-                });
+                let service =
+                    hyper::service::service_fn(move |request| Answer(server.serve(request, &bot)));
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -204,11 +205,13 @@ impl WebServer {
         tracing::info!("web server stopped accepting");
     }
 
-    /// Answers one request: a connector's route, a webhook skill, or 404.
-    async fn serve(&self, request: Request, bot: &Bot) -> Response {
+    /// Answers one request: a connector's route, a webhook skill, or 404. Chosen before
+    /// anything is awaited, so the future hyper keeps for a request in flight is the route's
+    /// own (a websocket upgrade's is a ready response) and nothing more.
+    fn serve(self: &Arc<Self>, request: Request, bot: &Bot) -> BoxFuture<'static, Response> {
         let path = request.uri().path();
         if let Some(handler) = self.handler(path) {
-            return handler.call(request).await;
+            return handler.call(request);
         }
         if let Some(rest) = path.strip_prefix(SKILL_PREFIX) {
             let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -218,12 +221,24 @@ impl WebServer {
                 && !hook.contains('/')
             {
                 let (skill, hook) = (skill.to_owned(), hook.to_owned());
-                // Boxed: the webhook's future (body, skill run) is large, and every HTTP
-                // connection's task holds this one inline, a websocket upgrade's included.
-                return Box::pin(webhook::call(self, request, bot, &skill, &hook)).await;
+                let (server, bot) = (self.clone(), bot.clone());
+                return Box::pin(async move {
+                    webhook::call(&server, request, &bot, &skill, &hook).await
+                });
             }
         }
-        not_found()
+        Box::pin(std::future::ready(not_found()))
+    }
+}
+
+/// A route's future as the `Result` hyper's service wants; no state of its own.
+struct Answer(BoxFuture<'static, Response>);
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
     }
 }
 
