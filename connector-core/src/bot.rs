@@ -44,6 +44,10 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     fn cancel(&self) -> &CancellationToken;
     /// The bot's memory.
     fn memory(&self) -> &crate::memory::Memory;
+    /// The bot's web server.
+    fn web(&self) -> &Arc<crate::web::WebServer>;
+    /// The skills, for running one directly (a webhook call).
+    fn skills(&self) -> &crate::worker::SkillRunner;
 }
 
 impl Bot {
@@ -108,6 +112,14 @@ impl Bot {
     /// connector of this bot.
     pub fn memory(&self) -> &crate::memory::Memory {
         self.core.memory()
+    }
+
+    pub(crate) fn web_server(&self) -> &Arc<crate::web::WebServer> {
+        self.core.web()
+    }
+
+    pub(crate) fn skill_runner(&self) -> &crate::worker::SkillRunner {
+        self.core.skills()
     }
 
     /// Asks the bot to shut down, as SIGTERM does.

@@ -351,6 +351,10 @@ pub trait DynConnector: Dispatch {
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     /// The connector itself, for typed handles (a wrapper returns what it wraps).
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The `web:` section it was configured with (for the bot's web server).
+    fn dyn_web(&self) -> Option<&WebConfig> {
+        None
+    }
 }
 
 impl<C: Connector> Dispatch for C {
@@ -395,6 +399,9 @@ impl<C: Connector> DynConnector for C {
     }
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+    fn dyn_web(&self) -> Option<&WebConfig> {
+        Some(self.web())
     }
 }
 

@@ -175,6 +175,9 @@ pub enum BotError {
     /// that another process keeps locked).
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
+    /// The web server cannot listen on the `web:` host and port.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     /// The configuration names a connector type that was not registered with the builder.
     #[error(
         "{origin}: connectors.{name}: unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"

@@ -20,6 +20,7 @@ use crate::error::SendError;
 use crate::model::AnyEvent;
 use crate::route::Router;
 use crate::skill::Skills;
+use crate::web::WebServer;
 use crate::worker::SkillRunner;
 
 pub(crate) struct Hub {
@@ -31,6 +32,7 @@ pub(crate) struct Hub {
     pub(crate) runtime: RuntimeConfig,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     pub(crate) memory: crate::memory::Memory,
+    pub(crate) web: Arc<WebServer>,
 }
 
 impl Hub {
@@ -49,6 +51,13 @@ impl Hub {
         for connector in &connectors {
             connector.dyn_set_memory(&memory);
         }
+        let cancel = CancellationToken::new();
+        let web = Arc::new(WebServer::new(
+            web_config(&connectors),
+            skills.has_webhooks(),
+            tracker.clone(),
+            cancel.clone(),
+        ));
         let runner = SkillRunner {
             skills,
             timeout: runtime.skill_timeout,
@@ -59,10 +68,11 @@ impl Hub {
             default_connector,
             router: Router::new(runner, tracker.clone()),
             tracker,
-            cancel: CancellationToken::new(),
+            cancel,
             runtime,
             observer,
             memory,
+            web,
         }
     }
 
@@ -139,4 +149,23 @@ impl BotCore for Hub {
     fn memory(&self) -> &crate::memory::Memory {
         &self.memory
     }
+    fn web(&self) -> &Arc<WebServer> {
+        &self.web
+    }
+
+    fn skills(&self) -> &SkillRunner {
+        self.router.runner()
+    }
+}
+
+/// The web server's settings: the `web:` section the connectors were configured with (the
+/// first that had one, for a bot built from instances), else the defaults.
+fn web_config(connectors: &[Arc<dyn DynConnector>]) -> crate::config::WebConfig {
+    let mut sections = connectors.iter().filter_map(|c| c.dyn_web());
+    let first = sections.clone().next();
+    sections
+        .find(|w| w.configured)
+        .or(first)
+        .cloned()
+        .unwrap_or_default()
 }

@@ -37,6 +37,7 @@ pub mod error;
 pub mod memory;
 pub mod rate;
 pub mod sync;
+pub mod web;
 
 pub mod testing;
 

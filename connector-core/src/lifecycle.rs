@@ -82,6 +82,8 @@ impl Runner {
         // A SQLite file that cannot be opened stops the bot before any connector starts.
         hub.memory.ready().await?;
         let count = hub.connectors.len();
+        // The web server first: a port that cannot be bound stops the bot before it starts.
+        hub.web.start_if_wanted(&bot).await?;
         let (first_tx, mut first_rx) = mpsc::channel::<()>(count.max(1));
         let mut lifecycles = JoinSet::new();
         let mut connected = Vec::with_capacity(count);

@@ -70,6 +70,11 @@ impl Router {
         }
     }
 
+    /// The skills and how to run them (webhook calls run one directly).
+    pub(crate) fn runner(&self) -> &SkillRunner {
+        &self.shared.runner
+    }
+
     /// Whether any skill could run (with none, events are not queued at all).
     pub(crate) fn has_skills(&self) -> bool {
         self.shared.runner.skills.len() > 0

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -68,6 +69,43 @@ impl SkillRunner {
                 tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
             }
         }
+    }
+}
+
+impl SkillRunner {
+    /// Runs skill `index` alone on `event`, outside any conversation (a webhook call):
+    /// bounded by `runtime.skill-timeout`, a failure or panic logged with the skill's name
+    /// and returned; no error reply is sent, the caller answers.
+    pub(crate) async fn run_alone(
+        &self,
+        bot: &Bot,
+        index: usize,
+        event: AnyEvent,
+    ) -> Result<(), String> {
+        let (info, func) = self.skills.get(index);
+        let name = event.name();
+        let ctx = SkillContext::new(bot.clone(), event, info.clone(), Arc::from(Vec::new()));
+        let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
+        let outcome = match self.timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+            },
+            None => call.await,
+        };
+        let failure = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error.to_string(),
+            Err(panic) => panic_message(&*panic),
+        };
+        tracing::error!(
+            skill = %info.name,
+            event = name,
+            error = %failure,
+            "Exception when running skill '{}'",
+            info.name
+        );
+        Err(failure)
     }
 }
 

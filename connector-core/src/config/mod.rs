@@ -54,8 +54,8 @@ pub use self::error::{ConfigError, ErrorLocation};
 pub use self::secret::Secret;
 pub use self::sections::{ConnectorSection, DEFAULT_BOT_NAME, SkillSection, default_bot_name};
 pub use self::typed::{
-    DEFAULT_ERROR_REPLY, LogFilter, LoggingConfig, ReconnectPolicy, RuntimeConfig, WebConfig,
-    normalize_log_level,
+    DEFAULT_ERROR_REPLY, DEFAULT_MAX_BODY_SIZE, LogFilter, LoggingConfig, ReconnectPolicy,
+    RuntimeConfig, WebConfig, normalize_log_level,
 };
 
 use self::locate::{LocationMap, join};
@@ -214,7 +214,8 @@ impl Config {
         let mut connectors = loader.connectors(root.get("connectors"))?;
         let skills = loader.skills(root.get("skills"))?;
         let logging = loader.typed::<LoggingConfig>(&root, "logging")?;
-        let web = loader.typed::<WebConfig>(&root, "web")?;
+        let mut web = loader.typed::<WebConfig>(&root, "web")?;
+        web.configured = root.contains_key("web");
         let shared_web = std::sync::Arc::new(web.clone());
         for section in &mut connectors {
             section.web = shared_web.clone();

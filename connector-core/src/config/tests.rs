@@ -111,7 +111,9 @@ fn full_example_loads() {
         cfg.web,
         WebConfig {
             host: "127.0.0.1".into(),
-            port: 8080
+            port: 8080,
+            configured: true,
+            ..WebConfig::default()
         }
     );
     assert!(cfg.welcome_message);

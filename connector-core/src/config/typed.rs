@@ -119,26 +119,75 @@ fn de_level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     }
 }
 
-/// The `web:` section (the HTTP server used by webhook-style connectors).
+/// The `web:` section: the one HTTP server of the bot (webhooks, connector routes).
 ///
 /// Why: the default host is `127.0.0.1`, not opsdroid's `0.0.0.0`, so a bot
 /// is not exposed on the network unless the user asks for it.
 /// opsdroid's other web keys (`ssl`, `base-url`, …) are accepted and ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct WebConfig {
     /// Interface to bind (default `127.0.0.1`).
     pub host: String,
     /// Port to bind (default `8080`).
     pub port: u16,
+    /// When set, every webhook call needs `Authorization: Bearer <token>` (opsdroid's
+    /// `webhook-token`); an empty value means none.
+    #[serde(deserialize_with = "de_token")]
+    pub webhook_token: Option<super::Secret<String>>,
+    /// The largest webhook request body in bytes (default 1 MiB); a larger one gets 413.
+    #[serde(deserialize_with = "de_body_size")]
+    pub max_body_size: usize,
+    /// Whether the configuration has a `web:` section (set by the loader): with one, the
+    /// server listens from the start, as opsdroid's does; without one, only when a webhook
+    /// skill or a connector's route needs it.
+    #[serde(skip)]
+    pub configured: bool,
 }
+
+/// The default `web.max-body-size`: 1 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             host: "127.0.0.1".to_string(),
             port: 8080,
+            webhook_token: None,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            configured: false,
         }
+    }
+}
+
+/// Compares every setting; the token by value (a configuration comparison, not a login).
+impl PartialEq for WebConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.webhook_token.as_ref().map(|t| t.expose())
+                == other.webhook_token.as_ref().map(|t| t.expose())
+            && self.max_body_size == other.max_body_size
+            && self.configured == other.configured
+    }
+}
+
+impl Eq for WebConfig {}
+
+fn de_token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<super::Secret<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|t| !t.is_empty())
+        .map(super::Secret::new))
+}
+
+fn de_body_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = u64::deserialize(d)
+        .map_err(|_| de::Error::custom("expected a size in bytes (a positive integer)"))?;
+    match usize::try_from(v) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(de::Error::custom(format_args!(
+            "invalid body size {v}: expected a positive number of bytes"
+        ))),
     }
 }
 

@@ -188,6 +188,9 @@ pub enum Matcher {
     /// No event: the skill runs on a schedule, with a [`Tick`](crate::crontab::Tick) as its
     /// event (opsdroid's `match_crontab`; see [`crate::crontab`]).
     Crontab(CrontabSpec),
+    /// `POST /skill/<skill>/<name>` on the web server (opsdroid's `match_webhook`); the
+    /// skill runs on a [`WebhookRequest`](crate::web::WebhookRequest).
+    Webhook(String),
 }
 
 impl Matcher {
@@ -367,6 +370,13 @@ impl Skill {
             Matcher::Crontab(spec) => Some(spec),
             _ => None,
         })
+    }
+
+    /// Runs on `POST /skill/<this skill's name>/<name>` (opsdroid's `match_webhook`), with
+    /// a [`WebhookRequest`](crate::web::WebhookRequest) as its event; see the
+    /// [`web`](crate::web) module. A bot with a webhook skill starts its web server.
+    pub fn webhook(self, name: impl Into<String>) -> Self {
+        self.matcher(Matcher::Webhook(name.into()))
     }
 
     fn constrain(mut self, field: ConstraintField, values: &[&str], invert: bool) -> Self {

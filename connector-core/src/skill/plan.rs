@@ -26,6 +26,8 @@ struct CompiledSkill {
     constraints: Vec<Constraint>,
     /// Schedules: never chosen for an event; `crontab::Schedules` runs them.
     crontabs: Vec<CrontabSpec>,
+    /// Webhook names: `POST /skill/<name>/<webhook>` runs this skill alone.
+    webhooks: Vec<String>,
 }
 
 /// Compiles a matcher's regex; an invalid one names the skill.
@@ -77,6 +79,7 @@ impl Skills {
                 catchall: None,
                 constraints: skill.constraints,
                 crontabs: Vec::new(),
+                webhooks: Vec::new(),
             };
             for m in skill.matchers {
                 match m {
@@ -114,6 +117,7 @@ impl Skills {
                         kind,
                         include_subclasses,
                     } => c.event_types.push((kind, include_subclasses)),
+                    Matcher::Webhook(name) => c.webhooks.push(name),
                     Matcher::Catchall { messages_only } => {
                         // Several catch-all matchers: messages only if every one says so.
                         c.catchall = Some(c.catchall.map_or(messages_only, |m| m && messages_only))
@@ -131,6 +135,19 @@ impl Skills {
 
     pub(crate) fn len(&self) -> usize {
         self.skills.len()
+    }
+
+    /// The skill named `skill` with the webhook `name` (the first such, in registration
+    /// order).
+    pub(crate) fn webhook(&self, skill: &str, name: &str) -> Option<usize> {
+        self.skills
+            .iter()
+            .position(|s| &*s.info.name == skill && s.webhooks.iter().any(|w| w == name))
+    }
+
+    /// Whether any skill has a webhook matcher (the web server then starts with the bot).
+    pub(crate) fn has_webhooks(&self) -> bool {
+        self.skills.iter().any(|s| !s.webhooks.is_empty())
     }
 
     /// Skill `index`'s name, configuration and function.

@@ -8,8 +8,12 @@
 //!   websocket:
 //!     max-connections: 10
 //!     token: ${WEBSOCKET_TOKEN}
-//! web: {host: 127.0.0.1, port: 8080}   # where it serves (opsdroid's 0.0.0.0 only when asked)
+//! web: {host: 127.0.0.1, port: 8080}   # the bot's web server (opsdroid's 0.0.0.0 only when asked)
 //! ```
+//!
+//! Its two routes are on the bot's one web server ([`connector_core::web`]), next to webhook
+//! skills and other connectors' routes; `listen` adds them (and so starts the server when
+//! nothing else has).
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -59,8 +63,9 @@
 //! `typing:off`. Browsers and opsdroid's clients answer pings by themselves and never show
 //! them; a client that wants an indicator can read the ping payload.
 //!
-//! **Shutdown.** POSTs get 429, every socket is closed with 1001 `Server shutdown` (after what
-//! is already queued for it), and the server stops. A client that vanishes without a closing
+//! **Shutdown.** The web server stops accepting connections; POSTs on connections already
+//! open get 429, every socket is closed with 1001 `Server shutdown` (after what is already
+//! queued for it). A client that vanishes without a closing
 //! handshake frees its slot as soon as its connection ends.
 //!
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
@@ -91,7 +96,6 @@ use bytes::Bytes;
 use connector_core::prelude::*;
 use connector_core::sync::lock;
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use self::registry::{PushError, SHUTDOWN, SocketId};
@@ -147,12 +151,12 @@ fn default_send_queue() -> usize {
 #[connector(name = "websocket", config = WebsocketConfig)]
 pub struct Websocket {
     server: OnceLock<Arc<Server>>,
-    listener: Mutex<Option<TcpListener>>,
     local_addr: Mutex<Option<SocketAddr>>,
 }
 
 impl Websocket {
-    /// The address the server is bound to, once `connect` has run (useful with port 0).
+    /// The address of the bot's web server, once `listen` has added the connector's routes
+    /// to it (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         *lock(&self.local_addr)
     }
@@ -196,27 +200,23 @@ impl Websocket {
 
 #[connector]
 impl Websocket {
-    /// Binds `web.host:web.port`; a port in use is a connect error (retried with backoff).
+    /// Prepares the sockets' state; the HTTP side is the bot's web server.
     async fn connect(&self) -> Result<()> {
-        let server = self.server();
-        let web = self.web();
-        let listener = TcpListener::bind((web.host.as_str(), web.port))
-            .await
-            .map_err(|e| format!("websocket: cannot listen on {}:{}: {e}", web.host, web.port))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(address = %addr, "websocket connector listening");
-        *lock(&self.local_addr) = Some(addr);
-        *lock(&self.listener) = Some(listener);
-        server.tasks.reopen();
+        self.server().tasks.reopen();
         Ok(())
     }
 
-    /// Serves HTTP and the sockets until the bot shuts down.
+    /// Adds `/connector/websocket` and `/connector/websocket/{id}` to the bot's web server
+    /// (which binds `web.host:web.port` if it is not listening yet: a port in use is a
+    /// listen error, retried with backoff), then serves until the bot shuts down.
     async fn listen(&self, bot: &Bot) -> Result<()> {
-        let listener = lock(&self.listener)
-            .take()
-            .ok_or("websocket: listen called before connect")?;
-        self.server().clone().serve(listener, bot.clone()).await;
+        let web = bot.web();
+        let handler = self.server().clone().handler(bot.clone());
+        web.route(server::PATH, handler.clone()).await?;
+        let addr = web.route_prefix(server::PREFIX, handler).await?;
+        tracing::info!(address = %addr, "websocket connector listening");
+        *lock(&self.local_addr) = Some(addr);
+        bot.shutting_down().await;
         Ok(())
     }
 
@@ -247,11 +247,9 @@ impl Websocket {
             return Ok(());
         };
         server.accepting.store(false, Ordering::SeqCst);
-        server.stop.cancel();
         for outbox in server.registry.all() {
             outbox.close(SHUTDOWN);
         }
-        lock(&self.listener).take();
         server.tasks.close();
         server.tasks.wait().await;
         Ok(())

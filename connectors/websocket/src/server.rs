@@ -1,7 +1,7 @@
-//! The HTTP side: the accept loop, `POST /connector/websocket` (reservations) and
-//! `GET /connector/websocket/{id}` (the upgrade), with opsdroid's status codes and bodies.
+//! The HTTP side, as routes on the bot's web server: `POST /connector/websocket`
+//! (reservations) and `GET /connector/websocket/{id}` (the upgrade), with opsdroid's status
+//! codes and bodies.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,18 +12,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::registry::{Claim, Outbox, Registry, SocketId};
 use super::socket::Socket;
 
-const PATH: &str = "/connector/websocket";
+pub(crate) const PATH: &str = "/connector/websocket";
+/// The sockets' paths, `/connector/websocket/{id}`.
+pub(crate) const PREFIX: &str = "/connector/websocket/";
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// Bytes tungstenite reads per system call, and so the read buffer each socket keeps. The
@@ -50,10 +51,8 @@ pub(crate) struct Server {
     pub(crate) registry: Arc<Registry>,
     /// False once `disconnect` began: POST answers 429 and new sockets are closed at once.
     pub(crate) accepting: Arc<AtomicBool>,
-    /// Every HTTP connection and socket task, so `disconnect` can wait for them.
+    /// Every socket task, so `disconnect` can wait for them.
     pub(crate) tasks: TaskTracker,
-    /// Cancelled by `disconnect`: stops the accept loop and the HTTP connections.
-    pub(crate) stop: CancellationToken,
     /// The server-wide inbound bucket (`global-rate-limit`), shared by every socket.
     global_bucket: Option<Arc<std::sync::Mutex<connector_core::rate::TokenBucket>>>,
 }
@@ -78,47 +77,20 @@ impl Server {
             registry: Arc::new(Registry::new(connection_timeout)),
             accepting: Arc::new(AtomicBool::new(true)),
             tasks: TaskTracker::new(),
-            stop: CancellationToken::new(),
         }
     }
 
-    /// Accepts HTTP connections until cancelled (the runtime drops `listen` at shutdown).
-    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener, bot: Bot) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "websocket connector: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            let bot = bot.clone();
-            self.tasks.spawn(async move {
-                let stop = server.stop.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let response = server.handle(req, &bot);
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    result = conn => if let Err(e) = result {
-                        tracing::debug!(error = %e, "websocket connector: HTTP connection error");
-                    },
-                }
-            });
-        }
+    /// The handler of both routes on the bot's web server: `bot` is the connector's handle
+    /// (events parsed from sockets are its).
+    pub(crate) fn handler(
+        self: Arc<Self>,
+        bot: Bot,
+    ) -> impl Fn(Request<Incoming>) -> std::future::Ready<Response<Full<Bytes>>>
+    + Clone
+    + Send
+    + Sync
+    + 'static {
+        move |req| std::future::ready(self.handle(req, &bot))
     }
 
     fn handle(&self, req: Request<Incoming>, bot: &Bot) -> Response<Full<Bytes>> {
@@ -296,14 +268,11 @@ fn websocket_key(req: &Request<Incoming>) -> Option<&[u8]> {
         .map(HeaderValue::as_bytes)
 }
 
-/// Compares without an early exit, so the time taken does not tell how much of a guessed
-/// token was right (only its length).
+/// Compares in constant time (`subtle`), so the time taken does not tell how much of a
+/// guessed token was right (only its length).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -1,0 +1,336 @@
+//! Webhook skills: `POST /skill/<skill>/<webhook>` runs the skill with a [`WebhookRequest`]
+//! as its event, and answers with the response the skill set, or opsdroid's
+//! `{"called_skill": "<webhook>"}`.
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use hyper::header::{self, HeaderName, HeaderValue};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::server::{WebServer, method_not_allowed, not_found};
+use super::{BodyError, Bytes, Method, Request, Response, StatusCode, read_body};
+use crate::bot::Bot;
+use crate::context::SkillContext;
+use crate::model::{DynEvent, Event, EventKind, EventMeta};
+
+/// A webhook call: the event a skill with a webhook matcher runs on
+/// ([`Skill::webhook`](crate::Skill::webhook)).
+///
+/// The skill reads it with [`SkillContext::webhook`]: method, path, headers, the body as
+/// bytes and, when it parses, as JSON. It may answer the HTTP request with
+/// [`WebhookRequest::set_response`]; otherwise the caller gets 200
+/// `{"called_skill": "<webhook>"}`. The event has no connector and no target, so
+/// `ctx.respond(...)` goes to the default connector's default target.
+///
+/// ```
+/// use connector_core::prelude::*;
+///
+/// // POST /skill/announce/say with {"message": "deploy done"}: says it in the default room.
+/// let announce = Skill::new("announce", |ctx: SkillContext| async move {
+///     let text = ctx
+///         .webhook()
+///         .and_then(|hook| hook.json()?.get("message")?.as_str().map(str::to_owned))
+///         .ok_or("expected {\"message\": \"<text>\"}")?;
+///     ctx.respond(text).await?;
+///     Ok::<(), BoxError>(())
+/// })
+/// .webhook("say");
+/// # let _ = announce;
+/// ```
+#[derive(Clone, Debug)]
+pub struct WebhookRequest {
+    /// The skill's name (the first path segment after `/skill/`).
+    pub skill: String,
+    /// The webhook's name (the second one).
+    pub webhook: String,
+    /// The request method (always `POST`: other methods get 405).
+    pub method: String,
+    /// The request path, without the query.
+    pub path: String,
+    /// The query string, without the `?` (empty when there is none).
+    pub query: String,
+    /// The headers, names in lower case, in the order received; values that are not
+    /// UTF-8 are converted lossily.
+    pub headers: Vec<(String, String)>,
+    /// The body, exactly as received (at most `web.max-body-size` bytes).
+    pub body: Bytes,
+    json: Option<serde_json::Value>,
+    response: ResponseSlot,
+    /// The common event metadata (no connector, no target).
+    pub meta: EventMeta,
+}
+
+/// Where the skill leaves the response the server sends.
+#[derive(Clone, Default)]
+struct ResponseSlot(Arc<Mutex<Option<WebhookResponse>>>);
+
+impl ResponseSlot {
+    fn take(&self) -> Option<WebhookResponse> {
+        crate::sync::lock(&self.0).take()
+    }
+}
+
+impl fmt::Debug for ResponseSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseSlot")
+    }
+}
+
+impl WebhookRequest {
+    /// The body parsed as JSON, when it is JSON.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        self.json.as_ref()
+    }
+
+    /// The body deserialized into `T`.
+    ///
+    /// # Errors
+    /// The body is not JSON or does not fit `T`.
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// A header's value (the name compared without case), the first when repeated.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets the HTTP response the caller gets once the skill returns (the last one set
+    /// wins). Without one the answer is 200 `{"called_skill": "<webhook>"}`.
+    pub fn set_response(&self, response: WebhookResponse) {
+        *crate::sync::lock(&self.response.0) = Some(response);
+    }
+
+    #[cfg(test)]
+    fn take_response(&self) -> Option<WebhookResponse> {
+        self.response.take()
+    }
+}
+
+impl Event for WebhookRequest {
+    const KIND: &'static EventKind =
+        &EventKind::__new("WebhookRequest", None, TypeId::of::<WebhookRequest>);
+    type Parent = ();
+    fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut EventMeta {
+        &mut self.meta
+    }
+    fn parent(&self) -> &() {
+        &()
+    }
+    fn __parent_dyn(&self) -> Option<&dyn DynEvent> {
+        None
+    }
+}
+
+/// The HTTP response a webhook skill gives ([`WebhookRequest::set_response`]).
+///
+/// ```
+/// use connector_core::web::WebhookResponse;
+///
+/// let accepted = WebhookResponse::json(202, &serde_json::json!({"queued": true}))
+///     .header("x-request-id", "42");
+/// assert_eq!(accepted.status, 202);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookResponse {
+    /// The status code (an invalid one is sent as 500).
+    pub status: u16,
+    /// Headers to send (invalid names or values are left out, with a warning).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl WebhookResponse {
+    /// A response with `status` and `body`, no headers.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, body.into()).header("content-type", "text/plain; charset=utf-8")
+    }
+
+    /// An `application/json` response.
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self::new(status, value.to_string()).header("content-type", "application/json")
+    }
+
+    /// Adds a header (builder style).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or_else(|_| {
+            tracing::warn!(
+                status = self.status,
+                "webhook: invalid status code; sending 500"
+            );
+            StatusCode::INTERNAL_SERVER_ERROR
+        });
+        let mut response = Response::new(http_body_util::Full::new(self.body));
+        *response.status_mut() = status;
+        for (name, value) in self.headers {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    response.headers_mut().append(name, value);
+                }
+                _ => tracing::warn!(header = %name, "webhook: invalid response header left out"),
+            }
+        }
+        response
+    }
+}
+
+impl SkillContext {
+    /// The webhook call this skill runs on, when a webhook matcher chose it.
+    pub fn webhook(&self) -> Option<&WebhookRequest> {
+        self.event().downcast_ref::<WebhookRequest>()
+    }
+}
+
+fn called(status: StatusCode, hook: &str) -> Response {
+    super::json(status, &json!({ "called_skill": hook }))
+}
+
+/// Serves `POST /skill/<skill>/<hook>`.
+pub(super) async fn call(
+    server: &WebServer,
+    request: Request,
+    bot: &Bot,
+    skill: &str,
+    hook: &str,
+) -> Response {
+    let runner = bot.skill_runner();
+    let Some(index) = runner.skills.webhook(skill, hook) else {
+        return not_found();
+    };
+    if request.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    if let Some(expected) = &server.expected_authorization {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map_or(&[][..], HeaderValue::as_bytes);
+        if !bool::from(given.ct_eq(expected)) {
+            tracing::info!(skill, webhook = hook, "webhook: missing or wrong token");
+            return super::json(
+                StatusCode::FORBIDDEN,
+                &json!({ "error": "a valid `Authorization: Bearer <token>` is required" }),
+            );
+        }
+    }
+    let limit = server.config().max_body_size;
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let (parts, body) = match read_body(request, limit).await {
+        Ok(read) => read,
+        Err(BodyError::TooLarge { limit }) => {
+            return super::json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({ "error": format!("the body is larger than {limit} bytes") }),
+            );
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, skill, webhook = hook, "webhook: bad body");
+            return super::json(StatusCode::BAD_REQUEST, &json!({ "error": e.to_string() }));
+        }
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_owned(), value)
+        })
+        .collect();
+    let event = WebhookRequest {
+        skill: skill.to_owned(),
+        webhook: hook.to_owned(),
+        method,
+        path,
+        query,
+        headers,
+        json: serde_json::from_slice(&body).ok(),
+        body,
+        response: ResponseSlot::default(),
+        meta: EventMeta::default(),
+    };
+    let slot = event.response.clone();
+    match runner.run_alone(bot, index, event.into()).await {
+        Ok(()) => match slot.take() {
+            Some(response) => response.into_response(),
+            None => called(StatusCode::OK, hook),
+        },
+        Err(failure) => super::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({
+                "called_skill": hook,
+                "error": format!("skill '{skill}' failed: {failure}"),
+            }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_keep_status_headers_and_body() {
+        let r = WebhookResponse::text(201, "made").header("x-id", "7");
+        let response = r.into_response();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["x-id"], "7");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        let bad = WebhookResponse::new(1000, "x").header("bad name", "v");
+        let response = bad.into_response();
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().is_empty());
+    }
+
+    #[test]
+    fn the_last_response_set_wins() {
+        let request = WebhookRequest {
+            skill: "s".into(),
+            webhook: "w".into(),
+            method: "POST".into(),
+            path: "/skill/s/w".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from_static(b"{}"),
+            json: None,
+            response: ResponseSlot::default(),
+            meta: EventMeta::default(),
+        };
+        assert_eq!(request.header("Content-Type"), Some("application/json"));
+        request.set_response(WebhookResponse::new(201, ""));
+        request.clone().set_response(WebhookResponse::new(202, ""));
+        assert_eq!(request.take_response().map(|r| r.status), Some(202));
+        assert_eq!(request.take_response(), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! What a webhook skill's failures write to the logs: the skill's name, never the token.
+//! Alone in its test binary: a capturing subscriber set for one test's thread sees every
+//! event only when no other test in the process hits the same log lines first.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use connector_core::prelude::*;
+use connector_core::testing::{MemoryConnector, TestBot, TestRun, connector_from_yaml};
+use connector_tests::LIMIT;
+use connector_tests::ws::{Reply, http};
+
+async fn start(web: &str, skills: Vec<Skill>) -> (TestRun, SocketAddr) {
+    let yaml =
+        format!("connectors:\n  chat: {{connector: memory, default-target: lobby}}\nweb: {web}\n");
+    let chat: MemoryConnector = connector_from_yaml(&yaml).expect("a valid test configuration");
+    let mut bot = TestBot::new().connector(chat);
+    for skill in skills {
+        bot = bot.skill(skill);
+    }
+    let run = bot.start().expect("the bot starts");
+    let web = run.bot().web();
+    let addr = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(addr) = web.local_addr() {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the web server listens");
+    (run, addr)
+}
+
+async fn post(addr: SocketAddr, path: &str, headers: &str, body: &str) -> Reply {
+    let len = body.len();
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {len}\r\nConnection: close\r\n\r\n{body}"
+        ),
+    )
+    .await
+    .expect("an HTTP response")
+}
+
+/// The `announce` skill (see tests/web.rs): fails on a body without `message`.
+fn announce() -> Skill {
+    Skill::new("announce", |ctx: SkillContext| async move {
+        let text = ctx
+            .webhook()
+            .and_then(|hook| hook.json()?.get("message")?.as_str().map(str::to_owned))
+            .ok_or("expected {\"message\": \"<text>\"}")?;
+        ctx.respond(text).await?;
+        Ok::<(), BoxError>(())
+    })
+    .webhook("say")
+}
+
+/// Everything a subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_or_panicking_webhook_skill_is_logged_with_its_name_and_the_token_never() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let panics = Skill::new("buggy", |_ctx: SkillContext| async move {
+        if true {
+            panic!("index out of range");
+        }
+    })
+    .webhook("boom");
+    let web = "{host: 127.0.0.1, port: 0, webhook-token: tok-8d1f3}";
+    let (run, addr) = start(web, vec![announce(), panics]).await;
+    let auth = "Authorization: Bearer tok-8d1f3\r\n";
+    let reply = post(addr, "/skill/announce/say", auth, "{}").await;
+    assert_eq!(reply.status_line, "HTTP/1.1 500 Internal Server Error");
+    let reply = post(addr, "/skill/buggy/boom", auth, "").await;
+    assert_eq!(reply.status_line, "HTTP/1.1 500 Internal Server Error");
+    assert!(
+        reply.body.contains("panicked: index out of range"),
+        "{}",
+        reply.body
+    );
+    let refused = post(
+        addr,
+        "/skill/buggy/boom",
+        "Authorization: Bearer nope\r\n",
+        "",
+    )
+    .await;
+    assert_eq!(refused.status_line, "HTTP/1.1 403 Forbidden");
+    run.shutdown().await.expect("a clean shutdown");
+    let logs =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(
+        logs.contains("Exception when running skill 'announce'"),
+        "{logs}"
+    );
+    assert!(logs.contains("skill=announce"), "{logs}");
+    assert!(
+        logs.contains("Exception when running skill 'buggy'"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("tok-8d1f3"),
+        "the token is in the logs: {logs}"
+    );
+}
