@@ -71,7 +71,7 @@ impl DatabaseConfig {
 }
 
 /// `databases.sqlite`: opsdroid's keys (`path`, `table`; `file` is the deprecated name of
-/// `path`), plus `busy-timeout`.
+/// `path`), plus `busy-timeout` and `synchronous`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
 pub struct SqliteConfig {
@@ -87,6 +87,37 @@ pub struct SqliteConfig {
     /// with [`super::MemoryError::Locked`] (seconds, default 5).
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub busy_timeout: Duration,
+    /// What a `put` that returned `Ok` survives (default [`Synchronous::Normal`]).
+    pub synchronous: Synchronous,
+}
+
+/// `databases.sqlite.synchronous`: how far a committed write is pushed before `put` returns.
+///
+/// The file is always in SQLite's write-ahead-log mode (`journal_mode=WAL`), which lets one
+/// commit append to the log instead of rewriting pages through a rollback journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Synchronous {
+    /// `normal` (the default): a commit is written to the log before `put` returns, and the
+    /// log is flushed to the disk at checkpoints. The write survives the bot being killed
+    /// (`kill -9`, a panic, an OOM kill) at any moment; a power loss or an operating-system
+    /// crash may lose the last commits (never corrupts the file). No disk flush per `put`.
+    #[default]
+    Normal,
+    /// `full`: every commit is flushed to the disk (`fsync`) before `put` returns, so it
+    /// also survives a power loss. One flush per `put`: on a real disk that is the limit on
+    /// how many puts per second the bot makes.
+    Full,
+}
+
+impl Synchronous {
+    /// The value of SQLite's `PRAGMA synchronous`.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
 }
 
 impl Default for SqliteConfig {
@@ -96,6 +127,7 @@ impl Default for SqliteConfig {
             file: None,
             table: "opsdroid".to_owned(),
             busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
         }
     }
 }

@@ -48,7 +48,7 @@ use serde::de::DeserializeOwned;
 
 use crate::dispatch::BoxFuture;
 
-pub use self::config::{DatabaseConfig, DatabasesConfig, RedisConfig, SqliteConfig};
+pub use self::config::{DatabaseConfig, DatabasesConfig, RedisConfig, SqliteConfig, Synchronous};
 
 /// What a memory operation failed with. The message names the backend (file, or host and
 /// port) or the key; `Debug` and `Display` never show a password.

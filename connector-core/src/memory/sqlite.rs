@@ -2,9 +2,12 @@
 //! ever runs on the async runtime.
 //!
 //! The schema is opsdroid's, `(key text PRIMARY KEY, data text)`, in autocommit mode (each
-//! statement is its own transaction), with SQLite's default rollback journal and
-//! `synchronous = FULL`: when `put` returns, the row is committed to the file. Waiting for a
-//! lock held by another process is bounded by the busy timeout.
+//! statement is its own transaction). Unlike opsdroid (rollback journal, `synchronous =
+//! FULL`, a `DELETE` and an `INSERT` per put: several disk flushes per put), the file is in
+//! write-ahead-log mode and a put is one `INSERT OR REPLACE`: when `put` returns, the row is
+//! committed to the log, which survives the process being killed; with `synchronous: full`
+//! the log is also flushed to the disk (see [`super::Synchronous`]). Waiting for a lock held
+//! by another process is bounded by the busy timeout.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -40,6 +43,7 @@ impl Sqlite {
             path: path.clone(),
             table: quote_identifier(&config.table),
             timeout: config.busy_timeout,
+            synchronous: config.synchronous,
         };
         let spawned = std::thread::Builder::new()
             .name("memory-sqlite".to_owned())
@@ -94,6 +98,7 @@ struct Worker {
     path: PathBuf,
     table: String,
     timeout: Duration,
+    synchronous: super::Synchronous,
 }
 
 impl Worker {
@@ -126,8 +131,13 @@ impl Worker {
         }
         let conn = Connection::open(&self.path).map_err(|e| self.error(e))?;
         conn.busy_timeout(self.timeout).map_err(|e| self.error(e))?;
+        // The journal mode is kept in the file; `synchronous` is per connection. The table is
+        // created inside a write transaction even when it exists, so a file another process
+        // holds locked is reported at start, not at the first put.
         conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, data text)",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; BEGIN IMMEDIATE; \
+             CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, data text); COMMIT",
+            self.synchronous.pragma(),
             self.table
         ))
         .map_err(|e| self.error(e))?;

@@ -103,6 +103,46 @@ async fn sqlite_memory_survives_reopening_and_uses_opsdroids_schema() {
 }
 
 #[tokio::test]
+async fn sqlite_is_in_wal_mode_with_the_configured_synchronous_and_opsdroid_reads_it() {
+    for (synchronous, name) in [(Synchronous::Normal, "normal"), (Synchronous::Full, "full")] {
+        let path = temp_db(&format!("wal-{name}.db"));
+        let config = SqliteConfig {
+            synchronous,
+            ..SqliteConfig::at(&path)
+        };
+        let memory = Memory::open(&DatabasesConfig::new(vec![DatabaseConfig::Sqlite(config)]))
+            .await
+            .unwrap();
+        memory.put("k", &"v").await.unwrap();
+        // Another connection (as opsdroid's aiosqlite would open it) sees the committed row
+        // while the bot still has the file open, and the file says it is in WAL mode.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let data: String = conn
+            .query_row("SELECT data FROM opsdroid WHERE key = 'k'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(data, "\"v\"");
+    }
+    let cfg = load("connectors: {shell: }\ndatabases:\n  sqlite: {synchronous: full}\n").unwrap();
+    let Some(DatabaseConfig::Sqlite(sqlite)) = cfg.databases.iter().next() else {
+        panic!("{:?}", cfg.databases)
+    };
+    assert_eq!(sqlite.synchronous, Synchronous::Full);
+    assert_eq!(SqliteConfig::default().synchronous, Synchronous::Normal);
+    let bad =
+        load("connectors: {shell: }\ndatabases:\n  sqlite: {synchronous: off}\n").unwrap_err();
+    assert!(
+        bad.starts_with("configuration.yaml:3:25: databases.sqlite.synchronous: unknown variant `off`, expected `normal` or `full`"),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
 async fn sqlite_reads_what_opsdroid_wrote_in_a_custom_table() {
     let path = temp_db("custom.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
