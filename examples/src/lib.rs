@@ -17,6 +17,7 @@ pub fn builder() -> BotBuilder {
         .connector::<connector_irc::Irc>()
         .skill(skills::hello())
         .skill(skills::remember())
+        .skill(skills::announce())
         .skill(skills::echo())
 }
 

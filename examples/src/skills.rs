@@ -2,6 +2,7 @@
 
 use connector_core::prelude::*;
 use connector_core::skill::RegexSpec;
+use connector_core::web::WebhookResponse;
 
 /// `hello` / `hi` → `Hi <user>`.
 pub fn hello() -> Skill {
@@ -52,4 +53,34 @@ pub fn remember() -> Skill {
     })
     .regex_with(RegexSpec::new(r"remember (?P<key>.+?) is (?P<value>.+)").full_match())
     .regex_with(RegexSpec::new(r"what is (?P<key>.+?)\??").full_match())
+}
+
+/// Says a text in the default connector's default target: on the schedule its configuration
+/// gives (`skills: {announce: {crontab: "<expr>", message: "<text>"}}`), and when its webhook
+/// is called (`POST /skill/announce/say` with `{"message": "<text>"}`).
+///
+/// A tick with no `message:` configured, or a webhook body without a `message` string, is
+/// an error (logged with the skill's name; the webhook caller gets a 400 saying what is
+/// expected) rather than an empty announcement.
+pub fn announce() -> Skill {
+    Skill::new("announce", |ctx: SkillContext| async move {
+        let text = match ctx.webhook() {
+            Some(hook) => match hook.json().and_then(|body| body.get("message")?.as_str()) {
+                Some(text) => text.to_owned(),
+                None => {
+                    let error = serde_json::json!({"error": "expected a JSON body {\"message\": \"<text>\"}"});
+                    hook.set_response(WebhookResponse::json(400, &error));
+                    return Ok(());
+                }
+            },
+            None => ctx
+                .config()
+                .and_then(|c| c.get("message")?.as_str())
+                .ok_or("skills.announce.message is not set")?
+                .to_owned(),
+        };
+        ctx.respond(text).await?;
+        Ok::<(), BoxError>(())
+    })
+    .webhook("say")
 }

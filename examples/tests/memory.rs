@@ -3,99 +3,19 @@
 //! and real `redis-server`s shared by two bots, stopped and restarted under a running bot,
 //! with a password that never reaches the logs.
 
+#[path = "support/chat.rs"]
+mod chat;
 #[path = "support/redis.rs"]
 mod redis_server;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use chat::Chat;
 use redis_server::RedisServer;
-use support::{LIMIT, TempDir, bot, drain, wait_with_limit};
+use support::{TempDir, bot};
 
 const ERROR_REPLY: &str = "Whoops there has been an error.";
-
-/// A running `bot` on the shell connector, talked to line by line.
-struct Chat {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Chat {
-    fn start(dir: &Path, envs: &[(&str, &str)]) -> Chat {
-        let mut cmd = bot(dir);
-        cmd.args(["--config", "configuration.yaml"]);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bot");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = Some(drain(child.stderr.take().expect("stderr")));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Chat {
-            child,
-            stdin,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Sends one line and returns the bot's one-line answer.
-    fn say(&mut self, text: &str) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin
-            .write_all(format!("{text}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .expect("write to the bot");
-        match self.lines.recv_timeout(LIMIT) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
-                panic!(
-                    "no answer to {text:?} within {LIMIT:?} ({e}); stderr: {}",
-                    String::from_utf8_lossy(&stderr.unwrap_or_default())
-                );
-            }
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush, nothing after the last answer.
-    fn kill9(mut self) {
-        self.child.kill().expect("kill -9 the bot");
-        let _ = self.child.wait();
-    }
-
-    /// Ends the input, waits for a clean exit, and returns what the bot logged.
-    fn finish(mut self) -> String {
-        drop(self.stdin.take());
-        let status = wait_with_limit(&mut self.child, LIMIT);
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
-        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
-        assert_eq!(status.code(), Some(0), "stderr: {stderr}");
-        stderr
-    }
-}
 
 fn sqlite_config(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     let db = dir.path().join("data").join("memory.db");
@@ -103,6 +23,7 @@ fn sqlite_config(dir: &TempDir, extra: &str) -> std::path::PathBuf {
         "configuration.yaml",
         format!(
             "welcome-message: false\nlogging: {{level: warning}}\nconnectors:\n  shell: {{}}\n\
+             skills: {{hello: {{}}, remember: {{}}, echo: {{}}}}\n\
              databases:\n  sqlite:\n    path: {}\n{extra}",
             db.display()
         ),
@@ -195,6 +116,7 @@ fn redis_config(dir: &TempDir, port: u16, password: &str, level: &str) {
         "configuration.yaml",
         format!(
             "welcome-message: false\nlogging: {{level: {level}}}\nconnectors:\n  shell: {{}}\n\
+             skills: {{hello: {{}}, remember: {{}}, echo: {{}}}}\n\
              databases:\n  redis:\n    host: 127.0.0.1\n    port: {port}\n{password}"
         ),
     );
