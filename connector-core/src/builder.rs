@@ -45,6 +45,8 @@ pub struct BotBuilder {
     factories: Vec<(&'static str, Factory)>,
     instances: Vec<Arc<dyn DynConnector>>,
     skills: Vec<Skill>,
+    /// Names of the skills added with [`BotBuilder::skill_when_listed`].
+    when_listed: Vec<String>,
     runtime: Option<RuntimeConfig>,
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     own_logging: bool,
@@ -79,10 +81,40 @@ impl BotBuilder {
     }
 
     /// Adds a skill. When the configuration has a `skills:` section, only the skills it
-    /// lists run (and each gets its section as configuration); without one, all do.
+    /// lists run (and each gets its section as configuration); without one, all do (but
+    /// those added with [`BotBuilder::skill_when_listed`]).
     pub fn skill(mut self, skill: Skill) -> Self {
         self.skills.push(skill);
         self
+    }
+
+    /// Adds a skill that runs only when the configuration's `skills:` section lists it, so
+    /// a configuration without `skills:` (or a bot built with [`BotBuilder::build_bare`])
+    /// leaves it out. For skills that need their settings or open a port (a webhook
+    /// skill starts the web server), such as the example bot's `announce`: a bot
+    /// configured with only `connectors:` should not start listening on 8080.
+    ///
+    /// ```
+    /// use connector_core::prelude::*;
+    ///
+    /// let announce = Skill::new("announce", |ctx: SkillContext| async move {
+    ///     ctx.respond("deploy done").await
+    /// })
+    /// .webhook("say");
+    /// let builder = BotBuilder::new().skill_when_listed(announce);
+    /// # let _ = builder;
+    /// ```
+    pub fn skill_when_listed(mut self, skill: Skill) -> Self {
+        self.when_listed.push(skill.name().to_owned());
+        self.skills.push(skill);
+        self
+    }
+
+    /// The skills that run when nothing lists them.
+    fn unlisted_skills(&self) -> impl Iterator<Item = &Skill> {
+        self.skills
+            .iter()
+            .filter(|s| !self.when_listed.iter().any(|n| n == s.name()))
     }
 
     /// Says the application sets up `tracing` itself, so [`BotBuilder::build`] leaves
@@ -144,7 +176,7 @@ impl BotBuilder {
             connectors.push(make(section)?);
         }
         let skills = if config.skills.is_empty() {
-            self.skills.iter().map(|s| (s.clone(), None)).collect()
+            self.unlisted_skills().map(|s| (s.clone(), None)).collect()
         } else {
             let mut chosen = Vec::new();
             for section in &config.skills {
@@ -183,10 +215,10 @@ impl BotBuilder {
     }
 
     /// Builds a bot without a configuration file: only the connectors added with
-    /// [`BotBuilder::instance`], every skill, and default (or [`BotBuilder::runtime`])
-    /// settings.
+    /// [`BotBuilder::instance`], every skill but those added with
+    /// [`BotBuilder::skill_when_listed`], and default (or [`BotBuilder::runtime`]) settings.
     pub fn build_bare(self) -> Result<Runner, BotError> {
-        let skills = self.skills.into_iter().map(|s| (s, None)).collect();
+        let skills = self.unlisted_skills().map(|s| (s.clone(), None)).collect();
         let memory = self.memory.unwrap_or_default();
         Self::assemble(
             Vec::new(),

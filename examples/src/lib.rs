@@ -9,7 +9,8 @@ use connector_core::BotBuilder;
 /// `hello`, `remember` and `echo` skills.
 pub const DEFAULT_CONFIG: &str = include_str!("default-configuration.yaml");
 
-/// A builder that knows every built-in connector and every example skill.
+/// A builder that knows every built-in connector and every example skill. `announce` runs
+/// only when `skills:` lists it: it has a webhook, which starts the web server.
 pub fn builder() -> BotBuilder {
     BotBuilder::new()
         .connector::<connector_shell::Shell>()
@@ -17,7 +18,7 @@ pub fn builder() -> BotBuilder {
         .connector::<connector_irc::Irc>()
         .skill(skills::hello())
         .skill(skills::remember())
-        .skill(skills::announce())
+        .skill_when_listed(skills::announce())
         .skill(skills::echo())
 }
 

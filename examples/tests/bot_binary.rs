@@ -140,7 +140,7 @@ fn unknown_connector_type_names_it_and_the_known_types() {
 fn unknown_skill_names_it_and_the_known_skills() {
     assert_config_error(
         "connectors:\n  shell: {}\nskills:\n  nosuch: {}\n",
-        "error: configuration.yaml: skills.nosuch: unknown skill `nosuch` (known: hello, remember, echo)\n\
+        "error: configuration.yaml: skills.nosuch: unknown skill `nosuch` (known: hello, remember, announce, echo)\n\
          help: register it with `BotBuilder::skill(...)`, or remove it from `skills:`\n",
     );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot, TestRun, connector_from_yaml};
 use connector_core::web::{self, StatusCode, WebhookResponse};
-use connector_core::{BotError, web::WebError};
+use connector_core::{BotBuilder, BotError, Config, web::WebError};
 use connector_tests::LIMIT;
 use connector_tests::ws::{self, Reply, http};
 use connector_websocket::Websocket;
@@ -419,4 +419,73 @@ fn web_settings_are_read_with_defaults_and_located_errors() {
         let error = Config::from_str(yaml, "configuration.yaml").expect_err("invalid");
         assert_eq!(error.to_string(), message);
     }
+}
+
+/// A webhook skill added with `skill_when_listed` (the example bot's `announce`) stays out of
+/// a bot whose configuration lists no skills, so that bot opens no port; listed, it serves.
+#[tokio::test]
+async fn a_skill_added_when_listed_runs_only_when_skills_lists_it() {
+    let hook = || {
+        Skill::new("announce", |ctx: SkillContext| async move {
+            ctx.respond("said").await
+        })
+        .webhook("say")
+    };
+    let unlisted = Config::from_str(
+        "connectors:\n  chat: {connector: memory}\nweb: {port: 0}\n",
+        "configuration.yaml",
+    )
+    .unwrap();
+    let builder = || {
+        BotBuilder::new()
+            .connector::<MemoryConnector>()
+            .skill(
+                Skill::new("ping", |ctx: SkillContext| async move {
+                    ctx.respond("pong").await
+                })
+                .regex("ping"),
+            )
+            .skill_when_listed(hook())
+    };
+    // Not listed: `web: {port: 0}` starts the server, but nothing serves the webhook's path.
+    let runner = builder().build(&unlisted).expect("builds");
+    let bot = runner.bot();
+    let run = tokio::spawn(runner.run());
+    let addr = wait_for_addr(&bot).await;
+    assert!(say(addr).await.status_line.starts_with("HTTP/1.1 404"));
+    bot.shutdown();
+    run.await.unwrap().unwrap();
+
+    // Listed: it runs.
+    let listed = Config::from_str(
+        "connectors:\n  chat: {connector: memory}\nweb: {port: 0}\nskills:\n  announce: {}\n",
+        "configuration.yaml",
+    )
+    .unwrap();
+    let runner = builder().build(&listed).expect("builds");
+    let bot = runner.bot();
+    let run = tokio::spawn(runner.run());
+    let addr = wait_for_addr(&bot).await;
+    let reply = say(addr).await;
+    assert!(reply.status_line.starts_with("HTTP/1.1 200"), "{reply:?}");
+    assert_eq!(reply.body, r#"{"called_skill":"say"}"#);
+    bot.shutdown();
+    run.await.unwrap().unwrap();
+}
+
+async fn say(addr: SocketAddr) -> Reply {
+    let request = format!(
+        "POST /skill/announce/say HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    http(addr, &request).await.expect("an HTTP response")
+}
+
+async fn wait_for_addr(bot: &Bot) -> SocketAddr {
+    for _ in 0..500 {
+        if let Some(addr) = bot.web().local_addr() {
+            return addr;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the web server never listened");
 }
