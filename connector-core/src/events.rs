@@ -43,23 +43,7 @@ macro_rules! root_event {
             pub meta: EventMeta,
         }
 
-        impl Event for $name {
-            const KIND: &'static EventKind =
-                &EventKind::__new(stringify!($name), None, TypeId::of::<$name>);
-            type Parent = ();
-            fn meta(&self) -> &EventMeta {
-                &self.meta
-            }
-            fn meta_mut(&mut self) -> &mut EventMeta {
-                &mut self.meta
-            }
-            fn parent(&self) -> &() {
-                &()
-            }
-            fn __parent_dyn(&self) -> Option<&dyn DynEvent> {
-                None
-            }
-        }
+        crate::model::impl_root_event!($name);
     };
 }
 

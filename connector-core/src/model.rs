@@ -434,3 +434,31 @@ impl<E: Event> From<E> for AnyEvent {
         AnyEvent::new(event)
     }
 }
+
+/// `impl Event` for an event with no parent whose metadata is its `meta` field: the
+/// built-in root events, and core's own `Tick` and `WebhookRequest`.
+macro_rules! impl_root_event {
+    ($name:ident) => {
+        impl $crate::model::Event for $name {
+            const KIND: &'static $crate::model::EventKind = &$crate::model::EventKind::__new(
+                stringify!($name),
+                None,
+                ::std::any::TypeId::of::<$name>,
+            );
+            type Parent = ();
+            fn meta(&self) -> &$crate::model::EventMeta {
+                &self.meta
+            }
+            fn meta_mut(&mut self) -> &mut $crate::model::EventMeta {
+                &mut self.meta
+            }
+            fn parent(&self) -> &() {
+                &()
+            }
+            fn __parent_dyn(&self) -> Option<&dyn $crate::model::DynEvent> {
+                None
+            }
+        }
+    };
+}
+pub(crate) use impl_root_event;

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::bot::Bot;
-use crate::context::SkillContext;
+use crate::context::{SkillContext, SkillFn, SkillInfo};
 use crate::model::AnyEvent;
 use crate::skill::{Planned, Skills};
 
@@ -43,36 +43,15 @@ impl SkillRunner {
             let (info, func) = self.skills.get(p.index);
             let trigger = p.event.clone();
             let ctx = SkillContext::new(bot.clone(), p.event, info.clone(), p.groups);
-            let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
-            let outcome = match self.timeout {
-                Some(limit) => match tokio::time::timeout(limit, call).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
-                },
-                None => call.await,
-            };
-            let failure = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => error.to_string(),
-                Err(panic) => panic_message(&*panic),
-            };
-            tracing::error!(
-                skill = %info.name,
-                event = trigger.name(),
-                error = %failure,
-                "Exception when running skill '{}'",
-                info.name
-            );
-            if let Some(reply) = self.error_reply.as_deref()
+            if run_guarded(info, func, ctx, self.timeout).await.is_err()
+                && let Some(reply) = self.error_reply.as_deref()
                 && let Err(e) = bot.respond(&trigger, reply.to_owned()).await
             {
                 tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
             }
         }
     }
-}
 
-impl SkillRunner {
     /// Runs skill `index` alone on `event`, outside any conversation (a webhook call):
     /// bounded by `runtime.skill-timeout`, a failure or panic logged with the skill's name
     /// and returned; no error reply is sent, the caller answers.
@@ -83,30 +62,42 @@ impl SkillRunner {
         event: AnyEvent,
     ) -> Result<(), String> {
         let (info, func) = self.skills.get(index);
-        let name = event.name();
         let ctx = SkillContext::new(bot.clone(), event, info.clone(), Arc::from(Vec::new()));
-        let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
-        let outcome = match self.timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
-            },
-            None => call.await,
-        };
-        let failure = match outcome {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(error)) => error.to_string(),
-            Err(panic) => panic_message(&*panic),
-        };
-        tracing::error!(
-            skill = %info.name,
-            event = name,
-            error = %failure,
-            "Exception when running skill '{}'",
-            info.name
-        );
-        Err(failure)
+        run_guarded(info, func, ctx, self.timeout).await
     }
+}
+
+/// One run of one skill, the one place every caller (a conversation, a webhook call, a
+/// crontab tick) goes through: bounded by `timeout`, its error or panic caught, logged at
+/// ERROR with the skill's name and the event's, and returned as text.
+pub(crate) async fn run_guarded(
+    info: &SkillInfo,
+    func: &Arc<dyn SkillFn>,
+    ctx: SkillContext,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
+    let event = ctx.event().name();
+    let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
+    let outcome = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+        },
+        None => call.await,
+    };
+    let failure = match outcome {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
+        Err(panic) => panic_message(&*panic),
+    };
+    tracing::error!(
+        skill = %info.name,
+        event,
+        error = %failure,
+        "Exception when running skill '{}'",
+        info.name
+    );
+    Err(failure)
 }
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -11,7 +11,8 @@ use connector_core::testing::{MemoryConnector, TestBot, TestRun, connector_from_
 use connector_core::web::{self, StatusCode, WebhookResponse};
 use connector_core::{BotBuilder, BotError, Config, web::WebError};
 use connector_tests::LIMIT;
-use connector_tests::ws::{self, Reply, http};
+use connector_tests::web::{announce, post};
+use connector_tests::ws::{self, http};
 use connector_websocket::Websocket;
 use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,33 +50,6 @@ async fn listening(bot: &Bot) -> SocketAddr {
     })
     .await
     .expect("the web server listens")
-}
-
-/// `POST path` with extra header lines and a body, `Connection: close`.
-async fn post(addr: SocketAddr, path: &str, headers: &str, body: &str) -> Reply {
-    let len = body.len();
-    http(
-        addr,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {len}\r\nConnection: close\r\n\r\n{body}"
-        ),
-    )
-    .await
-    .expect("an HTTP response")
-}
-
-/// The `announce` skill: webhook `say` with `{"message": "<text>"}` says the text on the
-/// default connector's default target.
-fn announce() -> Skill {
-    Skill::new("announce", |ctx: SkillContext| async move {
-        let text = ctx
-            .webhook()
-            .and_then(|hook| hook.json()?.get("message")?.as_str().map(str::to_owned))
-            .ok_or("expected {\"message\": \"<text>\"}")?;
-        ctx.respond(text).await?;
-        Ok::<(), BoxError>(())
-    })
-    .webhook("say")
 }
 
 fn ping() -> Skill {
@@ -452,7 +426,12 @@ async fn a_skill_added_when_listed_runs_only_when_skills_lists_it() {
     let bot = runner.bot();
     let run = tokio::spawn(runner.run());
     let addr = wait_for_addr(&bot).await;
-    assert!(say(addr).await.status_line.starts_with("HTTP/1.1 404"));
+    assert!(
+        post(addr, "/skill/announce/say", "", "{}")
+            .await
+            .status_line
+            .starts_with("HTTP/1.1 404")
+    );
     bot.shutdown();
     run.await.unwrap().unwrap();
 
@@ -466,18 +445,11 @@ async fn a_skill_added_when_listed_runs_only_when_skills_lists_it() {
     let bot = runner.bot();
     let run = tokio::spawn(runner.run());
     let addr = wait_for_addr(&bot).await;
-    let reply = say(addr).await;
+    let reply = post(addr, "/skill/announce/say", "", "{}").await;
     assert!(reply.status_line.starts_with("HTTP/1.1 200"), "{reply:?}");
     assert_eq!(reply.body, r#"{"called_skill":"say"}"#);
     bot.shutdown();
     run.await.unwrap().unwrap();
-}
-
-async fn say(addr: SocketAddr) -> Reply {
-    let request = format!(
-        "POST /skill/announce/say HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    );
-    http(addr, &request).await.expect("an HTTP response")
 }
 
 async fn wait_for_addr(bot: &Bot) -> SocketAddr {

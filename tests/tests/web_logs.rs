@@ -8,7 +8,7 @@ use std::time::Duration;
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot, TestRun, connector_from_yaml};
 use connector_tests::LIMIT;
-use connector_tests::ws::{Reply, http};
+use connector_tests::web::{announce, post};
 
 async fn start(web: &str, skills: Vec<Skill>) -> (TestRun, SocketAddr) {
     let yaml =
@@ -31,31 +31,6 @@ async fn start(web: &str, skills: Vec<Skill>) -> (TestRun, SocketAddr) {
     .await
     .expect("the web server listens");
     (run, addr)
-}
-
-async fn post(addr: SocketAddr, path: &str, headers: &str, body: &str) -> Reply {
-    let len = body.len();
-    http(
-        addr,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {len}\r\nConnection: close\r\n\r\n{body}"
-        ),
-    )
-    .await
-    .expect("an HTTP response")
-}
-
-/// The `announce` skill (see tests/web.rs): fails on a body without `message`.
-fn announce() -> Skill {
-    Skill::new("announce", |ctx: SkillContext| async move {
-        let text = ctx
-            .webhook()
-            .and_then(|hook| hook.json()?.get("message")?.as_str().map(str::to_owned))
-            .ok_or("expected {\"message\": \"<text>\"}")?;
-        ctx.respond(text).await?;
-        Ok::<(), BoxError>(())
-    })
-    .webhook("say")
 }
 
 /// Everything a subscriber writes, shared with the test.

@@ -1,7 +1,6 @@
 //! Running the schedules: one task per crontab matcher waits for its next time on tokio's
 //! clock and starts a run of its skill, unless the previous run of that skill still runs.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use crate::error::BotError;
 use crate::hub::Hub;
 use crate::model::AnyEvent;
 use crate::skill::Skills;
-use crate::worker::{CatchUnwind, panic_message};
+use crate::worker::run_guarded;
 
 /// The longest single wait: crontab time is looked at again at least this often, so a
 /// system clock set forward is noticed within a minute (opsdroid wakes every minute too).
@@ -196,23 +195,6 @@ async fn run_once(entry: Arc<Entry>, tick: Tick, launcher: Launcher, _busy: Busy
         entry.info.clone(),
         Arc::from(Vec::new()),
     );
-    let call = CatchUnwind(AssertUnwindSafe(entry.func.call(ctx)));
-    let outcome = match launcher.timeout {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
-        },
-        None => call.await,
-    };
-    let failure = match outcome {
-        Ok(Ok(())) => return,
-        Ok(Err(error)) => error.to_string(),
-        Err(panic) => panic_message(&*panic),
-    };
-    tracing::error!(
-        skill = %name,
-        event = "Tick",
-        error = %failure,
-        "Exception when running skill '{name}'"
-    );
+    // Failures are logged inside; a tick has no one to send an error reply to.
+    let _ = run_guarded(&entry.info, &entry.func, ctx, launcher.timeout).await;
 }

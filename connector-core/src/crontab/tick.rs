@@ -1,11 +1,9 @@
 //! [`Tick`]: the event a crontab skill runs with.
 
-use std::any::TypeId;
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::model::{DynEvent, Event, EventKind, EventMeta};
+use crate::model::EventMeta;
 
 /// A crontab skill's trigger: the schedule's time came. It is handed to that skill only
 /// (never parsed, so no other skill sees it); its metadata is empty (no user, target or
@@ -53,19 +51,4 @@ impl Tick {
     }
 }
 
-impl Event for Tick {
-    const KIND: &'static EventKind = &EventKind::__new("Tick", None, TypeId::of::<Tick>);
-    type Parent = ();
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut EventMeta {
-        &mut self.meta
-    }
-    fn parent(&self) -> &() {
-        &()
-    }
-    fn __parent_dyn(&self) -> Option<&dyn DynEvent> {
-        None
-    }
-}
+crate::model::impl_root_event!(Tick);

@@ -2,7 +2,6 @@
 //! as its event, and answers with the response the skill set, or opsdroid's
 //! `{"called_skill": "<webhook>"}`.
 
-use std::any::TypeId;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +13,7 @@ use super::server::{WebServer, method_not_allowed, not_found};
 use super::{BodyError, Bytes, Method, Request, Response, StatusCode, read_body};
 use crate::bot::Bot;
 use crate::context::SkillContext;
-use crate::model::{DynEvent, Event, EventKind, EventMeta};
+use crate::model::EventMeta;
 
 /// A webhook call: the event a skill with a webhook matcher runs on
 /// ([`Skill::webhook`](crate::Skill::webhook)).
@@ -113,23 +112,7 @@ impl WebhookRequest {
     }
 }
 
-impl Event for WebhookRequest {
-    const KIND: &'static EventKind =
-        &EventKind::__new("WebhookRequest", None, TypeId::of::<WebhookRequest>);
-    type Parent = ();
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut EventMeta {
-        &mut self.meta
-    }
-    fn parent(&self) -> &() {
-        &()
-    }
-    fn __parent_dyn(&self) -> Option<&dyn DynEvent> {
-        None
-    }
-}
+crate::model::impl_root_event!(WebhookRequest);
 
 /// The HTTP response a webhook skill gives ([`WebhookRequest::set_response`]).
 ///
