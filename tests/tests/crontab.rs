@@ -10,6 +10,7 @@ use connector_core::config::RuntimeConfig;
 use connector_core::crontab::Tz;
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot, connector_from_yaml, fast_runtime};
+use connector_tests::logs::capture;
 
 /// A memory connector from a one-connector configuration (so it can have a default target
 /// and `default: true`).
@@ -378,30 +379,9 @@ async fn shutdown_stops_the_ticks_and_lets_the_run_in_flight_finish() {
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
-/// Everything a test's subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn failing_panicking_timed_out_and_skipped_runs_are_logged_with_the_skills_name() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture(tracing::Level::DEBUG);
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = runs.clone();
     let (chat, _remote) = MemoryConnector::new("chat");
@@ -431,7 +411,7 @@ async fn failing_panicking_timed_out_and_skipped_runs_are_logged_with_the_skills
     let sent = run.sent_within(Duration::from_secs(5 * 60 + 30)).await;
     assert!(sent.is_empty(), "no error reply on a tick: {sent:?}");
     run.shutdown().await.unwrap();
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     let errors: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("ERROR") && l.contains("Exception when running skill 'nightly'"))

@@ -1,51 +1,18 @@
 //! What the bot writes to its logs: failing skills are named, secrets never appear.
 //! Each test installs a capturing subscriber for its own (current-thread) runtime.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot};
+use connector_tests::logs::capture;
 use connector_tests::ws::{Server, connect, next_text, post, socket_of};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-/// Everything the subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    (captured, guard)
-}
-
 #[tokio::test(start_paused = true)]
 async fn failing_panicking_and_timed_out_skills_are_logged_with_their_names() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(tracing::Level::TRACE);
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()
         .runtime(|r| r.skill_timeout = Some(Duration::from_secs(30)))
@@ -97,7 +64,7 @@ async fn failing_panicking_and_timed_out_skills_are_logged_with_their_names() {
 
 #[tokio::test]
 async fn the_websocket_token_never_reaches_the_logs() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(tracing::Level::TRACE);
     const TOKEN: &str = "tok-3f9a-never-log-me";
     let yaml = format!(
         "connectors:\n  websocket:\n    token: {TOKEN}\nweb: {{host: 127.0.0.1, port: 0}}\n"

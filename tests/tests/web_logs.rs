@@ -8,6 +8,7 @@ use std::time::Duration;
 use connector_core::prelude::*;
 use connector_core::testing::{MemoryConnector, TestBot, TestRun, connector_from_yaml};
 use connector_tests::LIMIT;
+use connector_tests::logs::capture;
 use connector_tests::web::{announce, post};
 
 async fn start(web: &str, skills: Vec<Skill>) -> (TestRun, SocketAddr) {
@@ -33,33 +34,9 @@ async fn start(web: &str, skills: Vec<Skill>) -> (TestRun, SocketAddr) {
     (run, addr)
 }
 
-/// Everything a subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_failing_or_panicking_webhook_skill_is_logged_with_its_name_and_the_token_never() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::TRACE);
     let panics = Skill::new("buggy", |_ctx: SkillContext| async move {
         if true {
             panic!("index out of range");
@@ -87,8 +64,7 @@ async fn a_failing_or_panicking_webhook_skill_is_logged_with_its_name_and_the_to
     .await;
     assert_eq!(refused.status_line, "HTTP/1.1 403 Forbidden");
     run.shutdown().await.expect("a clean shutdown");
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("Exception when running skill 'announce'"),
         "{logs}"
