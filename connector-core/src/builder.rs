@@ -162,8 +162,14 @@ impl BotBuilder {
             let Some((_, make)) = self.factories.iter().find(|(t, _)| *t == section.kind) else {
                 let mut known: Vec<&str> = self.factories.iter().map(|(t, _)| *t).collect();
                 known.sort_unstable();
+                // The `connector:` value when it names the type, else the instance key.
+                let key = if section.kind != section.name {
+                    "connector"
+                } else {
+                    ""
+                };
                 return Err(BotError::UnknownConnector {
-                    origin: config.origin().to_owned(),
+                    at: section.location(key),
                     name: section.name.clone(),
                     kind: section.kind.clone(),
                     known: if known.is_empty() {
@@ -182,7 +188,7 @@ impl BotBuilder {
             for section in &config.skills {
                 let Some(skill) = self.skills.iter().find(|s| s.name() == section.name) else {
                     return Err(BotError::UnknownSkill {
-                        origin: config.origin().to_owned(),
+                        at: section.location(""),
                         name: section.name.clone(),
                         known: self
                             .skills

@@ -180,11 +180,11 @@ pub enum BotError {
     Web(#[from] crate::web::WebError),
     /// The configuration names a connector type that was not registered with the builder.
     #[error(
-        "{origin}: connectors.{name}: unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
+        "{at}unknown connector type `{kind}` (known: {known})\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
     )]
     UnknownConnector {
-        /// The configuration file's name.
-        origin: String,
+        /// Where the type is named: file, key path, line and column.
+        at: crate::config::ErrorLocation,
         /// The instance key.
         name: String,
         /// The type asked for.
@@ -194,11 +194,11 @@ pub enum BotError {
     },
     /// The configuration enables a skill that was not registered with the builder.
     #[error(
-        "{origin}: skills.{name}: unknown skill `{name}` (known: {known})\nhelp: register it with `BotBuilder::skill(...)`, or remove it from `skills:`"
+        "{at}unknown skill `{name}` (known: {known})\nhelp: register it with `BotBuilder::skill(...)`, or remove it from `skills:`"
     )]
     UnknownSkill {
-        /// The configuration file's name.
-        origin: String,
+        /// Where the skill's section is: file, key path, line and column.
+        at: crate::config::ErrorLocation,
         /// The skill name asked for.
         name: String,
         /// The registered skills, comma-separated.

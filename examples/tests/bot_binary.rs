@@ -130,7 +130,7 @@ fn wrong_type_deep_in_a_section_names_the_path_and_position() {
 fn unknown_connector_type_names_it_and_the_known_types() {
     assert_config_error(
         "connectors: {slack: {}}\n",
-        "error: configuration.yaml: connectors.slack: unknown connector type `slack` \
+        "error: configuration.yaml:1:14: connectors.slack: unknown connector type `slack` \
          (known: irc, shell, websocket)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, \
          or fix the name\n",
     );
@@ -140,7 +140,7 @@ fn unknown_connector_type_names_it_and_the_known_types() {
 fn unknown_skill_names_it_and_the_known_skills() {
     assert_config_error(
         "connectors:\n  shell: {}\nskills:\n  nosuch: {}\n",
-        "error: configuration.yaml: skills.nosuch: unknown skill `nosuch` (known: hello, remember, announce, echo)\n\
+        "error: configuration.yaml:4:3: skills.nosuch: unknown skill `nosuch` (known: hello, remember, announce, echo)\n\
          help: register it with `BotBuilder::skill(...)`, or remove it from `skills:`\n",
     );
 }

@@ -578,7 +578,7 @@ async fn unknown_connector_types_and_skills_are_build_errors() {
         .unwrap();
     assert_eq!(
         err.to_string(),
-        "configuration.yaml: connectors.slack: unknown connector type `slack` (known: memory)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
+        "configuration.yaml:2:3: connectors.slack: unknown connector type `slack` (known: memory)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, or fix the name"
     );
     let config = Config::from_str(
         "connectors:\n  memory: {}\nskills:\n  weather: {}\n",
@@ -593,7 +593,24 @@ async fn unknown_connector_types_and_skills_are_build_errors() {
         .unwrap();
     assert_eq!(
         err.to_string(),
-        "configuration.yaml: skills.weather: unknown skill `weather` (known: hello)\nhelp: register it with `BotBuilder::skill(...)`, or remove it from `skills:`"
+        "configuration.yaml:4:3: skills.weather: unknown skill `weather` (known: hello)\nhelp: register it with `BotBuilder::skill(...)`, or remove it from `skills:`"
+    );
+    // A type named with `connector:` is located at that value.
+    let config = Config::from_str(
+        "connectors:\n  chat:\n    connector: memroy\n",
+        "configuration.yaml",
+    )
+    .unwrap();
+    let err = BotBuilder::new()
+        .connector::<MemoryConnector>()
+        .build(&config)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().starts_with(
+            "configuration.yaml:3:16: connectors.chat.connector: unknown connector type `memroy` (known: memory)"
+        ),
+        "{err}"
     );
 }
 

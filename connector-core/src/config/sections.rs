@@ -182,9 +182,25 @@ impl ConnectorSection {
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         located_error(&self.source, &self.path, key, message.into())
     }
+
+    /// Where one of this section's settings is (its value), or with an empty `key` where
+    /// the section's own key is written: file, key path, line and column, for errors found
+    /// outside the loader.
+    pub fn location(&self, key: &str) -> ErrorLocation {
+        if key.is_empty() {
+            let loc = self.source.locations.key(&self.path);
+            ErrorLocation::new(&self.source.origin, Some(&self.path), loc)
+        } else {
+            locate(&self.source, &self.path, key)
+        }
+    }
 }
 
 fn located_error(source: &Source, prefix: &str, key: &str, message: String) -> ConfigError {
+    ConfigError::invalid(locate(source, prefix, key), message)
+}
+
+fn locate(source: &Source, prefix: &str, key: &str) -> ErrorLocation {
     let path = if key.is_empty() {
         prefix.to_string()
     } else {
@@ -194,10 +210,7 @@ fn located_error(source: &Source, prefix: &str, key: &str, message: String) -> C
         .locations
         .value_exact(&path)
         .or_else(|| source.locations.key(&path));
-    ConfigError::invalid(
-        ErrorLocation::new(&source.origin, Some(&path), loc),
-        message,
-    )
+    ErrorLocation::new(&source.origin, Some(&path), loc)
 }
 
 impl fmt::Debug for ConnectorSection {
@@ -255,6 +268,18 @@ impl SkillSection {
     /// [`ConnectorSection::error`]).
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         located_error(&self.source, &self.path, key, message.into())
+    }
+
+    /// Where one of this section's settings is (its value), or with an empty `key` where
+    /// the section's own key is written: file, key path, line and column, for errors found
+    /// outside the loader.
+    pub fn location(&self, key: &str) -> ErrorLocation {
+        if key.is_empty() {
+            let loc = self.source.locations.key(&self.path);
+            ErrorLocation::new(&self.source.origin, Some(&self.path), loc)
+        } else {
+            locate(&self.source, &self.path, key)
+        }
     }
 }
 
