@@ -169,7 +169,7 @@ impl BotBuilder {
                     ""
                 };
                 return Err(BotError::UnknownConnector {
-                    at: section.location(key),
+                    at: Box::new(section.location(key)),
                     name: section.name.clone(),
                     kind: section.kind.clone(),
                     known: if known.is_empty() {
@@ -188,7 +188,7 @@ impl BotBuilder {
             for section in &config.skills {
                 let Some(skill) = self.skills.iter().find(|s| s.name() == section.name) else {
                     return Err(BotError::UnknownSkill {
-                        at: section.location(""),
+                        at: Box::new(section.location("")),
                         name: section.name.clone(),
                         known: self
                             .skills

@@ -184,7 +184,7 @@ pub enum BotError {
     )]
     UnknownConnector {
         /// Where the type is named: file, key path, line and column.
-        at: crate::config::ErrorLocation,
+        at: Box<crate::config::ErrorLocation>,
         /// The instance key.
         name: String,
         /// The type asked for.
@@ -198,7 +198,7 @@ pub enum BotError {
     )]
     UnknownSkill {
         /// Where the skill's section is: file, key path, line and column.
-        at: crate::config::ErrorLocation,
+        at: Box<crate::config::ErrorLocation>,
         /// The skill name asked for.
         name: String,
         /// The registered skills, comma-separated.
