@@ -32,6 +32,12 @@
 //! With several databases, opsdroid's rule holds for writes (`put` and `delete` go to every
 //! one); `get` asks them in configuration order and the first that has the key answers (opsdroid
 //! asks only the first).
+//!
+//! | backend | what a `put` that returned `Ok` survives |
+//! |---|---|
+//! | none | the process's life |
+//! | `sqlite` | write-ahead log. [`Synchronous::Normal`] (default): the process being killed at any moment, not a power loss; [`Synchronous::Full`]: a power loss too (one disk flush per put). The log needs the `-wal` and `-shm` files beside the database, so keep it on a local filesystem, not a network share |
+//! | `redis` | what the server keeps (its own persistence settings) |
 
 mod config;
 mod local;
