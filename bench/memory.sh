@@ -22,11 +22,11 @@
 #                               synchronous=FULL, a DELETE and an INSERT per put
 #   BACKENDS="sqlite redis"     the backends, in this order within a repetition
 #   SIDES="ours opsdroid"       who runs (SIDES=opsdroid: opsdroid's figures alone, no build)
-#   OPS_SQLITE=40000 OPS_SQLITE_FULL=5000 OPS_REDIS=100000   iterations per run of ours
+#   OPS_SQLITE=100000 OPS_SQLITE_FULL=20000 OPS_REDIS=200000   iterations per run of ours
 #                               (OPS_SQLITE_FULL: synchronous=full, one disk flush per put)
-#   OPSDROID_OPS_SQLITE=2000 OPSDROID_OPS_REDIS=40000  iterations per run of opsdroid (much
+#   OPSDROID_OPS_SQLITE=5000 OPSDROID_OPS_REDIS=100000  iterations per run of opsdroid (much
 #                               slower; ops/s is what is compared). The same counts for
-#                               every concurrency; REPS=5 of the defaults take about 6-10 min
+#                               every concurrency (REPS=5 of the defaults: about 10 min on 2 cores)
 #   SQLITE_DIR=$BENCH_DIR/run-*/sqlite   where each run's fresh SQLite file is made (a new
 #                               directory per run); its filesystem decides what a commit costs
 #   RUN_TIMEOUT=300             seconds one run may take before it is killed (and counted failed)
@@ -51,11 +51,11 @@ BACKENDS=${BACKENDS:-"sqlite redis"}
 SIDES=${SIDES:-"ours opsdroid"}
 CONCURRENCY=${CONCURRENCY:-"1 20"}
 SQLITE_SYNC=${SQLITE_SYNC:-"normal full"}
-OPS_SQLITE=${OPS_SQLITE:-40000}
-OPS_SQLITE_FULL=${OPS_SQLITE_FULL:-5000}
-OPS_REDIS=${OPS_REDIS:-100000}
-OPSDROID_OPS_SQLITE=${OPSDROID_OPS_SQLITE:-2000}
-OPSDROID_OPS_REDIS=${OPSDROID_OPS_REDIS:-40000}
+OPS_SQLITE=${OPS_SQLITE:-100000}
+OPS_SQLITE_FULL=${OPS_SQLITE_FULL:-20000}
+OPS_REDIS=${OPS_REDIS:-200000}
+OPSDROID_OPS_SQLITE=${OPSDROID_OPS_SQLITE:-5000}
+OPSDROID_OPS_REDIS=${OPSDROID_OPS_REDIS:-100000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 FLOOR=${FLOOR:-1}
 PY=${PYTHON:-python3}
