@@ -26,7 +26,7 @@
 #                               (OPS_SQLITE_FULL: synchronous=full, one disk flush per put)
 #   OPSDROID_OPS_SQLITE=5000 OPSDROID_OPS_REDIS=100000  iterations per run of opsdroid (much
 #                               slower; ops/s is what is compared). The same counts for
-#                               every concurrency (REPS=5 of the defaults: about 10 min on 2 cores)
+#                               every concurrency (REPS=5 of the defaults: about 11 min on 2 cores)
 #   SQLITE_DIR=$BENCH_DIR/run-*/sqlite   where each run's fresh SQLite file is made (a new
 #                               directory per run); its filesystem decides what a commit costs
 #   RUN_TIMEOUT=300             seconds one run may take before it is killed (and counted failed)
