@@ -4,13 +4,18 @@ Builds the memory the way opsdroid's core does from a `databases:` section: opsd
 loader imports the built-in database module and validates its config against the module's
 CONFIG_SCHEMA, `OpsDroid.setup_databases` instantiates the database class into
 `opsdroid.memory.databases`, and `OpsDroid.start_databases` connects it. Then it runs N
-iterations of (put `key-{i % 1000}` = a small JSON object, then get it back) one after the
-other through `opsdroid.memory.Memory` and prints exactly one line `ops_per_sec=<float>`
-(a put and a get each count as one op: 2N ops). Every value read back is compared with the
+iterations of (put `key-{i % 1000}` = a small JSON object, then get it back) through
+`opsdroid.memory.Memory` and prints exactly one line `ops_per_sec=<float>` (a put and a get
+each count as one op: 2N ops over the wall time). Every value read back is compared with the
 one written; a mismatch ends the run with exit status 1.
 
+`--concurrency C` (default 1: one iteration after the other): `asyncio.gather` of C
+coroutines over the same `opsdroid.memory`; coroutine c runs iterations c, c + C, c + 2C, ...
+C must divide 1000, so the keys a coroutine touches (`key-{i % 1000}`, i = c mod C) are
+written by no other one, and each checks its own values (the same scheme as mem-bench).
+
     python opsdroid_memory.py --backend sqlite --ops 20000 --path memory.db
-    python opsdroid_memory.py --backend redis --ops 20000 --redis-port 16379
+    python opsdroid_memory.py --backend redis --ops 20000 --redis-port 16379 --concurrency 20
 
 Run it with XDG_DATA_HOME pointing at a scratch directory: opsdroid's loader creates its
 module-dependency directory under the user data dir.
@@ -72,15 +77,22 @@ async def run(args, module_path):
     db = memory.databases[0]
     if getattr(db, "client", None) is None:
         sys.exit(f"opsdroid's {args.backend} database at {where} did not connect (see above)")
-    try:
-        start = time.perf_counter()
-        for i in range(args.ops):
+    async def caller(first, step):
+        for i in range(first, args.ops, step):
             key = f"key-{i % KEYS}"
             data = value(i)
             await memory.put(key, data)
             got = await memory.get(key)
             if got != data:
                 sys.exit(f"iteration {i}: {key} read back {got!r}, wrote {data!r}")
+
+    try:
+        start = time.perf_counter()
+        if args.concurrency == 1:
+            await caller(0, 1)
+        else:
+            c = args.concurrency
+            await asyncio.gather(*(caller(first, c) for first in range(c)))
         elapsed = time.perf_counter() - start
     finally:
         await db.disconnect()
@@ -91,6 +103,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "redis"], required=True)
     parser.add_argument("--ops", type=int, required=True, help="iterations of put + get")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="concurrent callers (must divide 1000)"
+    )
     parser.add_argument("--path", help="SQLite file (default: a fresh one in a temp dir)")
     parser.add_argument("--table", help="SQLite table (opsdroid's default: opsdroid)")
     parser.add_argument("--redis-host", default="127.0.0.1")
@@ -98,6 +113,11 @@ def main():
     args = parser.parse_args()
     if args.ops < 1:
         parser.error("--ops must be at least 1")
+    if args.concurrency < 1 or KEYS % args.concurrency:
+        parser.error(
+            f"--concurrency {args.concurrency}: must divide {KEYS} (1, 2, 4, 5, 8, 10, 20, 25,"
+            " 40, 50, 100, ...), so that no two callers write the same key"
+        )
     # Warnings and errors only, as a bot configured with `logging: {level: warning}`.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="opsdroid-memory-") as scratch:
