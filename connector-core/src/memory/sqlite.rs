@@ -118,7 +118,50 @@ impl Worker {
                 }
             }
             let Some(c) = conn.as_ref() else { continue };
-            let _ = reply.send(self.execute(c, op));
+            // Requests that queued up meanwhile (several callers at once) share one
+            // transaction: one commit, so with `synchronous: full` one disk flush, for all.
+            let mut batch = vec![(op, reply)];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == 1 {
+                let (op, reply) = batch.remove(0);
+                let _ = reply.send(self.execute(c, op));
+            } else {
+                self.execute_together(c, batch);
+            }
+        }
+    }
+
+    /// Runs `batch` in one transaction and answers each request only after the commit, so
+    /// an `Ok` still means committed. A commit that fails is every request's error (what
+    /// the batch wrote is rolled back, and none of it was acknowledged).
+    fn execute_together(&self, conn: &Connection, batch: Vec<(Op, oneshot::Sender<Reply>)>) {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(self.error_ref(&e)));
+            }
+            return;
+        }
+        let done: Vec<(Reply, oneshot::Sender<Reply>)> = batch
+            .into_iter()
+            .map(|(op, reply)| (self.execute(conn, op), reply))
+            .collect();
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for (result, reply) in done {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                for (_, reply) in done {
+                    let _ = reply.send(Err(self.error_ref(&e)));
+                }
+            }
         }
     }
 
@@ -170,6 +213,10 @@ impl Worker {
     }
 
     fn error(&self, e: rusqlite::Error) -> MemoryError {
+        self.error_ref(&e)
+    }
+
+    fn error_ref(&self, e: &rusqlite::Error) -> MemoryError {
         match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => MemoryError::Locked {
                 path: self.path.clone(),
@@ -187,6 +234,9 @@ impl Worker {
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// The most requests one transaction takes.
+const MAX_BATCH: usize = 64;
 
 /// How long the thread keeps looking for the next request before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);

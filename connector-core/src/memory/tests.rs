@@ -222,6 +222,41 @@ async fn sqlite_waiting_for_a_lock_does_not_block_the_runtime() {
     put.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_queued_together_commit_together_and_each_is_acknowledged_after_its_commit() {
+    let path = temp_db("batch.db");
+    let config = SqliteConfig {
+        synchronous: Synchronous::Full,
+        ..SqliteConfig::at(&path)
+    };
+    let memory = Memory::open(&DatabasesConfig::new(vec![DatabaseConfig::Sqlite(config)]))
+        .await
+        .unwrap();
+    // Another connection holds the write lock, so the first put waits in SQLite and the
+    // other 49 queue behind it; once the lock goes they run as one transaction.
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let puts: Vec<_> = (0..50)
+        .map(|i| {
+            let memory = memory.clone();
+            tokio::spawn(async move { memory.put(&format!("k{i}"), &i).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holder.execute_batch("COMMIT").unwrap();
+    for put in puts {
+        put.await.unwrap().unwrap();
+    }
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let rows: i64 = reader
+        .query_row("SELECT count(*) FROM opsdroid", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 50);
+    for i in [0, 17, 49] {
+        assert_eq!(memory.get::<i32>(&format!("k{i}")).await.unwrap(), Some(i));
+    }
+}
+
 #[tokio::test]
 async fn several_databases_write_to_all_and_read_the_first_that_has_the_key() {
     let a = temp_db("first.db");
