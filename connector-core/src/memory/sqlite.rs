@@ -6,8 +6,10 @@
 //! FULL`, a `DELETE` and an `INSERT` per put: several disk flushes per put), the file is in
 //! write-ahead-log mode and a put is one `INSERT OR REPLACE`: when `put` returns, the row is
 //! committed to the log, which survives the process being killed; with `synchronous: full`
-//! the log is also flushed to the disk (see [`super::Synchronous`]). Waiting for a lock held
-//! by another process is bounded by the busy timeout.
+//! the log is also flushed to the disk (see [`super::Synchronous`]). Requests that queue up
+//! while one runs (several callers at once) share one transaction, answered after its
+//! commit: one flush for all of them. Waiting for a lock held by another process is bounded
+//! by the busy timeout.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
