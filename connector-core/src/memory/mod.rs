@@ -58,7 +58,7 @@ pub use self::config::{DatabaseConfig, DatabasesConfig, RedisConfig, SqliteConfi
 
 /// What a memory operation failed with. The message names the backend (file, or host and
 /// port) or the key; `Debug` and `Display` never show a password.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryError {
     /// The backend cannot be reached right now (Redis down, connection lost). Operations fail

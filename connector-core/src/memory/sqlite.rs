@@ -114,6 +114,11 @@ impl Worker {
                 match self.open() {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
+                        // What queued up while the open waited gets the same answer, rather
+                        // than one more busy timeout each.
+                        while let Ok((_, queued)) = queue.try_recv() {
+                            let _ = queued.send(Err(e.clone()));
+                        }
                         let _ = reply.send(Err(e));
                         continue;
                     }

@@ -168,6 +168,38 @@ async fn sqlite_reads_what_opsdroid_wrote_in_a_custom_table() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_behind_an_open_that_fails_get_its_error_at_once() {
+    let path = temp_db("locked-at-open.db");
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let memory = Memory::from_config(&DatabasesConfig::new(vec![DatabaseConfig::Sqlite(
+        SqliteConfig {
+            busy_timeout: Duration::from_millis(400),
+            ..SqliteConfig::at(&path)
+        },
+    )]));
+    let started = Instant::now();
+    let puts: Vec<_> = (0..8)
+        .map(|i| {
+            let memory = memory.clone();
+            tokio::spawn(async move { memory.put(&format!("k{i}"), &i).await })
+        })
+        .collect();
+    for put in puts {
+        let err = put.await.unwrap().unwrap_err();
+        assert!(matches!(err, MemoryError::Locked { .. }), "{err}");
+    }
+    // One busy timeout for all of them, not one each (8 × 400 ms).
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    memory.put("k", &1).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_locked_sqlite_file_is_a_clear_error_within_the_busy_timeout() {
     let path = temp_db("locked.db");
