@@ -110,6 +110,7 @@ pub enum Synchronous {
     Full,
 }
 
+#[cfg(feature = "sqlite")]
 impl Synchronous {
     /// The value of SQLite's `PRAGMA synchronous`.
     pub(crate) fn pragma(self) -> &'static str {

@@ -41,7 +41,11 @@
 
 mod config;
 mod local;
+#[cfg(not(all(feature = "sqlite", feature = "redis")))]
+mod missing;
+#[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::fmt;
@@ -188,8 +192,14 @@ impl Memory {
             .iter()
             .map(|db| -> Arc<dyn Backend> {
                 match db {
+                    #[cfg(feature = "sqlite")]
                     DatabaseConfig::Sqlite(c) => Arc::new(sqlite::Sqlite::start(c)),
+                    #[cfg(not(feature = "sqlite"))]
+                    DatabaseConfig::Sqlite(_) => Arc::new(missing::NotBuiltIn { kind: "sqlite" }),
+                    #[cfg(feature = "redis")]
                     DatabaseConfig::Redis(c) => Arc::new(redis::Redis::new(c)),
+                    #[cfg(not(feature = "redis"))]
+                    DatabaseConfig::Redis(_) => Arc::new(missing::NotBuiltIn { kind: "redis" }),
                 }
             })
             .collect();
@@ -322,5 +332,5 @@ impl Memory {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests;
