@@ -187,12 +187,16 @@ impl ConnectorSection {
     /// the section's own key is written: file, key path, line and column, for errors found
     /// outside the loader.
     pub fn location(&self, key: &str) -> ErrorLocation {
-        if key.is_empty() {
-            let loc = self.source.locations.key(&self.path);
-            ErrorLocation::new(&self.source.origin, Some(&self.path), loc)
-        } else {
-            locate(&self.source, &self.path, key)
-        }
+        section_location(&self.source, &self.path, key)
+    }
+}
+
+/// A setting's value (`key`), or the section's own key when `key` is empty.
+fn section_location(source: &Source, path: &str, key: &str) -> ErrorLocation {
+    if key.is_empty() {
+        ErrorLocation::new(&source.origin, Some(path), source.locations.key(path))
+    } else {
+        locate(source, path, key)
     }
 }
 
@@ -274,12 +278,7 @@ impl SkillSection {
     /// the section's own key is written: file, key path, line and column, for errors found
     /// outside the loader.
     pub fn location(&self, key: &str) -> ErrorLocation {
-        if key.is_empty() {
-            let loc = self.source.locations.key(&self.path);
-            ErrorLocation::new(&self.source.origin, Some(&self.path), loc)
-        } else {
-            locate(&self.source, &self.path, key)
-        }
+        section_location(&self.source, &self.path, key)
     }
 }
 
