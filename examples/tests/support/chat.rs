@@ -4,11 +4,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{LIMIT, bot, drain, wait_with_limit};
+use crate::support::{LIMIT, bot, drain, spawn_piped, wait_with_limit};
 
 /// A running `bot` on the shell connector, talked to line by line.
 pub struct Chat {
@@ -25,12 +25,7 @@ impl Chat {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bot");
+        let mut child = spawn_piped(&mut cmd);
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let stderr = Some(drain(child.stderr.take().expect("stderr")));

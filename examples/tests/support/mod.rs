@@ -94,14 +94,18 @@ pub fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
     })
 }
 
-/// Runs `cmd` with `input` on stdin (then end of file) and collects its output.
-pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
-    let mut child = cmd
-        .stdin(Stdio::piped())
+/// Starts `cmd` with stdin, stdout and stderr piped.
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn bot");
+        .expect("spawn bot")
+}
+
+/// Runs `cmd` with `input` on stdin (then end of file) and collects its output.
+pub fn run(mut cmd: Command, input: &[u8]) -> Outcome {
+    let mut child = spawn_piped(&mut cmd);
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
