@@ -5,8 +5,9 @@
 #   bash scripts/test.sh              # everything
 #   bash scripts/test.sh --no-fail-fast     # extra arguments go to `cargo test`
 #
-# Servers are installed from Debian's packages (apt-get, as root or with sudo); the tests
-# start their own instances on free loopback ports, so nothing installed here is left running.
+# Servers are installed from Debian's packages (apt-get, as root or with sudo), except Synapse,
+# which goes into a Python venv under target/; the tests start their own instances on free
+# loopback ports, so nothing installed here is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,5 +54,21 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
     as_root service redis-server stop >/dev/null 2>&1 || true
   fi
 fi
+
+# Synapse (Matrix homeserver): the Matrix tests start their own server per test, from a venv
+# under target/ (pip, pinned version); python3 and its venv module come from Debian if missing.
+synapse_venv="$PWD/target/test-peers/synapse-venv"
+if ! "$synapse_venv/bin/python" -c 'import synapse' >/dev/null 2>&1; then
+  echo "installing matrix-synapse into $synapse_venv (the Matrix tests' server)"
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+  fi
+  rm -rf "$synapse_venv"
+  mkdir -p "$(dirname "$synapse_venv")"
+  python3 -m venv "$synapse_venv"
+  "$synapse_venv/bin/pip" install -q matrix-synapse==1.163.2
+fi
+# The Matrix tests' support code (tests/src/synapse.rs) finds the venv here.
+export SYNAPSE_VENV="$synapse_venv"
 
 exec cargo test --workspace --locked "$@"

@@ -40,6 +40,8 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>>;
     /// The instance names, in configuration order.
     fn connector_names(&self) -> Vec<&str>;
+    /// What the configured room name `name` stands for on connector `connector`.
+    fn lookup_target(&self, connector: &str, name: &str) -> Option<Arc<str>>;
     /// Cancelled when shutdown begins.
     fn cancel(&self) -> &CancellationToken;
     /// The bot's memory.
@@ -102,6 +104,13 @@ impl Bot {
     /// The instance names of all connectors, in configuration order.
     pub fn connector_names(&self) -> impl Iterator<Item = &str> {
         self.core.connector_names().into_iter()
+    }
+
+    /// What the room called `name` in connector `connector`'s configuration is on its
+    /// service (a Matrix room id for `main`), once the connector has said (opsdroid's
+    /// `lookup_target`). Skill room constraints use it.
+    pub fn lookup_target(&self, connector: &str, name: &str) -> Option<Arc<str>> {
+        self.core.lookup_target(connector, name)
     }
 
     pub(crate) fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {

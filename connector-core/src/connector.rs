@@ -87,6 +87,18 @@ pub trait ConnectorInfo: Sized + Send + Sync + 'static {
     fn memory(&self) -> crate::memory::Memory {
         self.__state().memory()
     }
+    /// Tells the SDK that the room (or channel) called `name` in the configuration is
+    /// `target` on the service: a Matrix room `main` is `!abc:example.org`. Skill
+    /// constraints (`constrain_rooms(&["main"])`) then match events whose target is
+    /// `target`, as opsdroid's `lookup_target` makes them. Call it in `connect`, once the
+    /// service has said what the name stands for.
+    fn name_target(&self, name: &str, target: &str) {
+        self.__state().name_target(name, target)
+    }
+    /// The target a configured room name stands for (see [`ConnectorInfo::name_target`]).
+    fn lookup_target(&self, name: &str) -> Option<Arc<str>> {
+        self.__state().lookup_target(name)
+    }
 }
 
 /// The connection life cycle and dynamic sending. Implemented by `#[connector]` on the
@@ -207,6 +219,8 @@ pub struct ConnectorState<C> {
     is_required: bool,
     web: Arc<WebConfig>,
     memory: RwLock<Option<crate::memory::Memory>>,
+    /// Configured room names and what they stand for on the service.
+    targets: RwLock<Vec<(String, Arc<str>)>>,
 }
 
 impl<C: DeserializeOwned> ConnectorState<C> {
@@ -231,6 +245,7 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             is_required: section.is_required,
             web: section.web.clone(),
             memory: RwLock::new(None),
+            targets: RwLock::new(Vec::new()),
         })
     }
 }
@@ -323,6 +338,22 @@ impl<C> ConnectorState<C> {
     pub fn set_memory(&self, memory: crate::memory::Memory) {
         *write_lock(&self.memory) = Some(memory);
     }
+    /// Records what the configured room name `name` stands for.
+    pub fn name_target(&self, name: &str, target: &str) {
+        let mut targets = write_lock(&self.targets);
+        let target: Arc<str> = Arc::from(target);
+        match targets.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = target,
+            None => targets.push((name.to_owned(), target)),
+        }
+    }
+    /// What the configured room name `name` stands for, if the connector said.
+    pub fn lookup_target(&self, name: &str) -> Option<Arc<str>> {
+        read_lock(&self.targets)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+    }
 }
 
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -346,6 +377,8 @@ pub trait DynConnector: Dispatch {
     fn dyn_is_required(&self) -> bool;
     /// Gives the connector the bot's memory.
     fn dyn_set_memory(&self, memory: &crate::memory::Memory);
+    /// What a configured room name stands for on this connector's service.
+    fn dyn_lookup_target(&self, name: &str) -> Option<Arc<str>>;
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
     fn dyn_listen<'a>(&'a self, bot: &'a Bot) -> BoxFuture<'a, Result<(), ConnectorError>>;
     fn dyn_disconnect(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
@@ -387,6 +420,9 @@ impl<C: Connector> DynConnector for C {
     }
     fn dyn_set_memory(&self, memory: &crate::memory::Memory) {
         self.__state().set_memory(memory.clone())
+    }
+    fn dyn_lookup_target(&self, name: &str) -> Option<Arc<str>> {
+        self.__state().lookup_target(name)
     }
     fn dyn_connect(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(self.connect())

@@ -142,6 +142,10 @@ impl BotCore for Hub {
         self.connectors.iter().map(|c| c.dyn_name()).collect()
     }
 
+    fn lookup_target(&self, connector: &str, name: &str) -> Option<Arc<str>> {
+        self.find(connector)?.dyn_lookup_target(name)
+    }
+
     fn cancel(&self) -> &CancellationToken {
         &self.cancel
     }

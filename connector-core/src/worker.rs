@@ -29,7 +29,9 @@ pub(crate) struct SkillRunner {
 impl SkillRunner {
     /// Plans and runs the skills for one event.
     pub(crate) async fn handle(&self, bot: &Bot, event: AnyEvent) {
-        let plan = self.skills.plan(&event);
+        let plan = self.skills.plan(&event, &|connector, name| {
+            bot.lookup_target(connector, name)
+        });
         if plan.is_empty() {
             tracing::trace!(event = event.name(), "no skill matched");
             return;

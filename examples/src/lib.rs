@@ -16,6 +16,7 @@ pub fn builder() -> BotBuilder {
         .connector::<connector_shell::Shell>()
         .connector::<connector_websocket::Websocket>()
         .connector::<connector_irc::Irc>()
+        .connector::<connector_matrix::Matrix>()
         .skill(skills::hello())
         .skill(skills::remember())
         .skill_when_listed(skills::announce())

@@ -1,10 +1,11 @@
 //! What the SDK's tests share: starting bots, raw HTTP and
-//! websocket clients, and the example skills.
+//! websocket clients, the example skills, and a real Matrix homeserver (Synapse) on loopback.
 //!
 //! The cross-crate tests in `tests/tests` use it, and so do the connector crates' own tests
 //! (as a dev-dependency), so no test file carries a copy of these helpers.
 
 pub mod logs;
+pub mod synapse;
 pub mod web;
 pub mod ws;
 

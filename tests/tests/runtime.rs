@@ -215,6 +215,53 @@ async fn constraints_on_rooms_users_and_connectors() {
 }
 
 #[tokio::test]
+async fn a_room_constraint_matches_what_the_connector_says_a_room_name_stands_for() {
+    let (a, remote) = MemoryConnector::new("a");
+    // What a Matrix connector does once it has joined its `main` room (opsdroid's
+    // `lookup_target`): the name in the configuration stands for the service's room id.
+    a.name_target("main", "!abc:example.org");
+    assert_eq!(a.lookup_target("main").as_deref(), Some("!abc:example.org"));
+    assert_eq!(a.lookup_target("other"), None);
+    let mut run = TestBot::new()
+        .skill(
+            Skill::new("main only", reply("main"))
+                .regex("hi")
+                .constrain_rooms(&["main"]),
+        )
+        .skill(
+            Skill::new("not main", reply("elsewhere"))
+                .regex("hey")
+                .constrain_rooms_except(&["main"]),
+        )
+        .connector(a)
+        .start()
+        .unwrap();
+    remote.inject(Message::new("hi").target("!abc:example.org").user("x"));
+    remote.inject(Message::new("hi").target("!other:example.org").user("x"));
+    remote.inject(Message::new("hey").target("!abc:example.org").user("x"));
+    remote.inject(Message::new("hey").target("!other:example.org").user("x"));
+    let sent = run.sent_within(Duration::from_millis(500)).await;
+    let mut got: Vec<(String, String)> = sent
+        .iter()
+        .map(|e| {
+            (
+                e.meta().target.clone().unwrap(),
+                e.text().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("!abc:example.org".into(), "main".into()),
+            ("!other:example.org".into(), "elsewhere".into())
+        ]
+    );
+    run.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn failing_and_panicking_skills_are_isolated_and_answered_once() {
     let (chat, remote) = MemoryConnector::new("chat");
     let mut run = TestBot::new()

@@ -224,15 +224,31 @@ enum ConstraintField {
     Connectors,
 }
 
+/// What a configured room name stands for on a connector's service (`Bot::lookup_target`).
+pub(crate) type LookupTarget<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<str>>;
+
 impl Constraint {
-    fn allows(&self, event: &AnyEvent) -> bool {
+    /// Whether the constraint lets `event` through. A room constraint's value matches the
+    /// event's target itself or, through `lookup` (opsdroid's `lookup_target`), what the
+    /// event's connector says that room name stands for (`main` → a Matrix room id).
+    fn allows(&self, event: &AnyEvent, lookup: LookupTarget<'_>) -> bool {
         let meta = event.meta();
         let value = match self.field {
             ConstraintField::Rooms => meta.target.as_deref(),
             ConstraintField::Users => meta.user.as_deref(),
             ConstraintField::Connectors => meta.connector.as_deref(),
         };
-        let listed = value.is_some_and(|v| self.values.iter().any(|x| x == v));
+        let listed = value.is_some_and(|v| {
+            self.values.iter().any(|x| {
+                x == v
+                    || matches!(self.field, ConstraintField::Rooms)
+                        && meta
+                            .connector
+                            .as_deref()
+                            .and_then(|c| lookup(c, x))
+                            .is_some_and(|t| &*t == v)
+            })
+        });
         listed != self.invert
     }
 }

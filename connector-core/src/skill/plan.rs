@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 
-use super::{Constraint, CrontabSpec, Matcher, RegexCondition, Skill, parse_format};
+use super::{Constraint, CrontabSpec, LookupTarget, Matcher, RegexCondition, Skill, parse_format};
 use crate::context::{SkillFn, SkillInfo};
 use crate::error::BotError;
 use crate::events::Message;
@@ -169,10 +169,11 @@ impl Skills {
 
     /// The skills to run for `event`, in opsdroid's order: always, event type, the best
     /// regex, else catch-all.
-    pub(crate) fn plan(&self, event: &AnyEvent) -> Vec<Planned> {
+    /// Room constraints also match what `lookup` says a configured room name stands for.
+    pub(crate) fn plan(&self, event: &AnyEvent, lookup: LookupTarget<'_>) -> Vec<Planned> {
         let mut planned = Vec::new();
         let no_groups = &self.no_groups;
-        let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event));
+        let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event, lookup));
         for (index, s) in self.skills.iter().enumerate() {
             if s.always && allowed(s) {
                 planned.push(Planned {

@@ -81,6 +81,9 @@ impl DynConnector for Recorder {
     fn dyn_set_memory(&self, memory: &crate::memory::Memory) {
         self.inner.dyn_set_memory(memory)
     }
+    fn dyn_lookup_target(&self, name: &str) -> Option<Arc<str>> {
+        self.inner.dyn_lookup_target(name)
+    }
     fn dyn_web(&self) -> Option<&crate::config::WebConfig> {
         self.inner.dyn_web()
     }
