@@ -61,8 +61,10 @@
 //! account data, typing only). Its own events are ignored. The sync token is kept in the
 //! bot's memory after every batch is handed to the skills: a restarted bot neither replays
 //! old messages nor misses the ones sent while it was down (a gap larger than one sync's
-//! timeline is fetched from `/messages`). On its very first start a bot does not answer the
-//! rooms' history.
+//! timeline is fetched from `/messages`). On its very first start (no token stored) a bot
+//! does not answer the rooms' history: only what the homeserver received from the moment
+//! the bot started (by the homeserver's timestamps, so a clock far off from the
+//! homeserver's shifts that line).
 //!
 //! A `429 M_LIMIT_EXCEEDED` is waited out (`retry_after_ms`) and the same request sent again:
 //! nothing is dropped, and sends to one room keep their order. `5xx` answers and refused
@@ -131,6 +133,9 @@ struct Link {
     txn: AtomicU64,
     /// Whether storing the sync token failed last time (logged once until it works).
     token_unstored: AtomicBool,
+    /// When this process first connected (ms since the epoch): a bot's very first sync
+    /// answers only what was sent from then on, not the rooms' history.
+    started_ms: OnceLock<u64>,
 }
 
 impl Matrix {

@@ -45,6 +45,11 @@ impl Matrix {
     /// the stored sync token. A refused login is a permanent error; a homeserver that is
     /// down is a transient one (the SDK tries again with backoff).
     pub(crate) async fn start_session(&self) -> Result<()> {
+        self.link.started_ms.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        });
         if lock(&self.link.session).is_none() {
             let session = self.login().await?;
             self.set_identity(&session.user_id);

@@ -65,7 +65,18 @@ impl Matrix {
         for (room, data) in response.rooms.join {
             self.learn_names(&room, &data.state.events);
             let Some(since) = since else {
-                self.learn_names(&room, &data.timeline.events);
+                // The first sync ever: the rooms' history is not answered, only what came
+                // after the bot started.
+                let started = self.link.started_ms.get().copied().unwrap_or(0);
+                let (old, new): (Vec<Value>, Vec<Value>) =
+                    data.timeline.events.into_iter().partition(|e| {
+                        e.get("origin_server_ts")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0)
+                            < started
+                    });
+                self.learn_names(&room, &old);
+                self.hand_over(bot, me, &room, &new).await;
                 continue;
             };
             let mut events = Vec::new();
