@@ -565,3 +565,31 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     run.shutdown().await?;
     Ok(())
 }
+
+/// The crate docs' event table names every event the connector registers, and registers
+/// every event the table names.
+#[test]
+fn the_event_table_is_what_the_connector_registers() {
+    let docs = include_str!("../src/lib.rs");
+    let table =
+        &docs[docs.find("//! # Events").unwrap()..docs.find("//! A thread is kept").unwrap()];
+    let registered: Vec<&str> = <Matrix as Connector>::SUPPORTED
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    for name in &registered {
+        assert!(
+            table.contains(&format!("`{name}`")),
+            "{name} is missing from the crate docs' table"
+        );
+    }
+    for kind in connector_core::events::ALL {
+        if table.contains(&format!("`{}`", kind.name())) {
+            assert!(
+                registered.contains(&kind.name()),
+                "the table names {} but no handler sends it",
+                kind.name()
+            );
+        }
+    }
+}
