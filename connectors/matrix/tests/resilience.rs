@@ -248,3 +248,91 @@ async fn a_revoked_token_is_permanent() -> Result<()> {
     assert!(text.contains("M_UNKNOWN_TOKEN"), "{text}");
     Ok(())
 }
+
+/// A homeserver behind a proxy that answers every `/sync` with `502 Bad Gateway` (what
+/// Synapse itself cannot be made to do): opsdroid retried at once, forever (#2016); here the
+/// SDK's reconnect policy spaces the attempts out, and each failure is logged with the
+/// proxy's answer.
+#[tokio::test]
+async fn a_homeserver_answering_502_is_backed_off_not_hammered() -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (logs, _guard) = capture(tracing::Level::INFO);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counted = syncs.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // One request per connection is enough: answers say `Connection: close`.
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf);
+                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let (status, body) = if path.starts_with("/_matrix/client/v3/login") {
+                    (
+                        "200 OK",
+                        r#"{"user_id":"@bot:localhost","access_token":"t","device_id":"D"}"#
+                            .to_owned(),
+                    )
+                } else if path.contains("/filter") {
+                    ("200 OK", r#"{"filter_id":"1"}"#.to_owned())
+                } else if path.starts_with("/_matrix/client/v3/join/") {
+                    ("200 OK", r#"{"room_id":"!r:localhost"}"#.to_owned())
+                } else if path.starts_with("/_matrix/client/v3/sync") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    (
+                        "502 Bad Gateway",
+                        "<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned(),
+                    )
+                } else {
+                    (
+                        "404 Not Found",
+                        r#"{"errcode":"M_UNRECOGNIZED","error":"no"}"#.to_owned(),
+                    )
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let yaml = format!(
+        "connectors:\n  matrix:\n    homeserver: {url}\n    mxid: \"@bot:localhost\"\n    \
+         password: x\n    rooms: {{main: \"#ops:localhost\"}}\n"
+    );
+    let matrix: Matrix = connector_core::testing::connector_from_yaml(&yaml)?;
+    // The default reconnect policy: 1 s, then doubling, with jitter.
+    let run = connector_core::testing::TestBot::new()
+        .runtime(|r| r.reconnect = Default::default())
+        .connector(matrix)
+        .start()?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = syncs.load(Ordering::SeqCst);
+    run.shutdown().await?;
+    // At 0 s, ~1 s, ~3 s (and ~7 s): not thousands.
+    assert!((2..=5).contains(&seen), "{seen} syncs in 5 s");
+    let text = logs.text();
+    assert!(
+        text.contains("502 -: <html><body><h1>502 Bad Gateway</h1></body></html>"),
+        "the failure is logged with the answer:\n{text}"
+    );
+    assert_eq!(
+        text.matches("listen failed").count(),
+        seen,
+        "one log line per failed sync:\n{text}"
+    );
+    Ok(())
+}
