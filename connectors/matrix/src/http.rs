@@ -242,12 +242,6 @@ impl Api {
         headers: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Bytes, MatrixError> {
-        let network = |detail: String| MatrixError::Network {
-            method: Method::GET,
-            path: url.to_owned(),
-            homeserver: self.base.clone(),
-            detail,
-        };
         let mut request = Request::builder().method(Method::GET).uri(url);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
@@ -255,26 +249,8 @@ impl Api {
         let request = request
             .body(Full::new(Bytes::new()))
             .map_err(|e| MatrixError::Invalid(format!("GET {url}: {e}")))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| network(describe(&e)))?;
-            let status = response.status();
-            let bytes = Limited::new(response.into_body(), MAX_MEDIA)
-                .collect()
-                .await
-                .map_err(|e| network(format!("reading the answer: {e}")))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(status_error(&Method::GET, url, status, None, &bytes));
-            }
-            Ok(bytes)
-        };
-        tokio::time::timeout(timeout, exchange)
+        self.exchange(request, &Method::GET, url, timeout, MAX_MEDIA)
             .await
-            .map_err(|_| network(format!("no answer within {} s", timeout.as_secs())))?
     }
 
     /// Sends until the answer is final: 429s waited out, transient failures retried while
@@ -331,12 +307,6 @@ impl Api {
         timeout: Duration,
         limit: usize,
     ) -> Result<Bytes, MatrixError> {
-        let network = |detail: String| MatrixError::Network {
-            method: method.clone(),
-            path: path.to_owned(),
-            homeserver: self.base.clone(),
-            detail,
-        };
         let uri = if query.is_empty() {
             format!("{}{path}", self.base)
         } else {
@@ -360,6 +330,25 @@ impl Api {
         let request = request
             .body(Full::new(payload))
             .map_err(|e| MatrixError::Invalid(format!("{method} {path}: {e}")))?;
+        self.exchange(request, method, path, timeout, limit).await
+    }
+
+    /// Sends a built request and reads its whole answer (up to `limit` bytes) within
+    /// `timeout`; a non-2xx answer becomes a [`MatrixError::Status`].
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        method: &Method,
+        path: &str,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Bytes, MatrixError> {
+        let network = |detail: String| MatrixError::Network {
+            method: method.clone(),
+            path: path.to_owned(),
+            homeserver: self.base.clone(),
+            detail,
+        };
         let exchange = async {
             let response = self
                 .client

@@ -89,21 +89,20 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     assert_eq!(me["state_key"], "@bot:localhost");
 
     // ---- outbound, one command each -----------------------------------------------------
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || {
-        for cmd in [
-            "do say plain words",
-            "do emote waves",
-            "do reply",
-            "do react",
-            "do typing",
-        ] {
-            a.send_text(&r, cmd)?;
-        }
-        Ok(())
-    })
-    .await?;
+    world
+        .alice(move |a, r| {
+            for cmd in [
+                "do say plain words",
+                "do emote waves",
+                "do reply",
+                "do react",
+                "do typing",
+            ] {
+                a.send_text(r, cmd)?;
+            }
+            Ok(())
+        })
+        .await?;
     let said = world
         .alice_sees(&room, |e| content(e)["body"] == "plain words")
         .await?;
@@ -136,14 +135,12 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
         content(&react)["m.relates_to"]["event_id"],
         react_cmd["event_id"]
     );
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || a.wait_for_typing(&r, "@bot:localhost", true, WAIT)).await?;
+    world
+        .alice(move |a, r| a.wait_for_typing(r, "@bot:localhost", true, WAIT))
+        .await?;
 
     // Edits, files, state.
-    let a = alice.clone();
-    let r = room.clone();
-    let edit_cmd = blocking(move || a.send_text(&r, "do edit")).await?;
+    let edit_cmd = world.alice(move |a, r| a.send_text(r, "do edit")).await?;
     let edit = world
         .alice_sees(&room, |e| {
             content(e)["m.relates_to"]["rel_type"] == "m.replace"
@@ -160,9 +157,9 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
         ("do image", "m.image", &b"\x89PNG not really"[..]),
         ("do video", "m.video", &b"video bytes"[..]),
     ] {
-        let a = alice.clone();
-        let r = room.clone();
-        blocking(move || a.send_text(&r, cmd).map(drop)).await?;
+        world
+            .alice(move |a, r| a.send_text(r, cmd).map(drop))
+            .await?;
         let sent = world
             .alice_sees(&room, move |e| content(e)["msgtype"] == msgtype)
             .await?;
@@ -172,20 +169,19 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
         assert_eq!(got, bytes, "{msgtype}: the uploaded content comes back");
     }
 
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || {
-        for cmd in [
-            "do name renamed by the bot",
-            "do topic set by the bot",
-            "do avatar",
-            "do promote @bob:localhost",
-        ] {
-            a.send_text(&r, cmd)?;
-        }
-        Ok(())
-    })
-    .await?;
+    world
+        .alice(move |a, r| {
+            for cmd in [
+                "do name renamed by the bot",
+                "do topic set by the bot",
+                "do avatar",
+                "do promote @bob:localhost",
+            ] {
+                a.send_text(r, cmd)?;
+            }
+            Ok(())
+        })
+        .await?;
     world
         .alice_sees(&room, |e| {
             e["type"] == "m.room.name" && content(e)["name"] == "renamed by the bot"
@@ -211,9 +207,7 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
         })
         .await?;
 
-    let a = alice.clone();
-    let r = room.clone();
-    let pin_cmd = blocking(move || a.send_text(&r, "do pin")).await?;
+    let pin_cmd = world.alice(move |a, r| a.send_text(r, "do pin")).await?;
     world
         .alice_sees(&room, {
             let id = pin_cmd.clone();
@@ -229,9 +223,7 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
             e["type"] == "m.room.pinned_events" && content(e)["pinned"] == json!([])
         })
         .await?;
-    let a = alice.clone();
-    let r = room.clone();
-    let delete_cmd = blocking(move || a.send_text(&r, "do delete")).await?;
+    let delete_cmd = world.alice(move |a, r| a.send_text(r, "do delete")).await?;
     let redaction = world
         .alice_sees(&room, |e| e["type"] == "m.room.redaction")
         .await?;
@@ -241,17 +233,17 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     assert_eq!(redacted, Some(delete_cmd.as_str()));
 
     // A skill constrained to `main` answers here: the configured name is this room's id.
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || a.send_text(&r, "which room").map(drop)).await?;
+    world
+        .alice(move |a, r| a.send_text(r, "which room").map(drop))
+        .await?;
     world
         .alice_sees(&room, |e| content(e)["body"] == "main room skill")
         .await?;
 
     // ---- inbound ------------------------------------------------------------------------
-    let a = alice.clone();
-    let r = room.clone();
-    let hello = blocking(move || a.send_text(&r, "hello from alice")).await?;
+    let hello = world
+        .alice(move |a, r| a.send_text(r, "hello from alice"))
+        .await?;
     let ev = next_text(&mut run, "hello from alice").await;
     let meta = ev.meta();
     assert_eq!(meta.user_id.as_deref(), Some("@alice:localhost"));
@@ -318,15 +310,11 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     let reaction = next_of::<Reaction>(&mut run).await;
     assert_eq!(reaction.downcast_ref::<Reaction>().unwrap().emoji, "🎉");
 
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || a.typing(&r, true)).await?;
+    world.alice(move |a, r| a.typing(r, true)).await?;
     let typing = next_of::<Typing>(&mut run).await;
     assert!(typing.downcast_ref::<Typing>().unwrap().trigger);
     assert_eq!(typing.meta().user_id.as_deref(), Some("@alice:localhost"));
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || a.typing(&r, false)).await?;
+    world.alice(move |a, r| a.typing(r, false)).await?;
     assert!(
         !next_of::<Typing>(&mut run)
             .await
@@ -336,24 +324,23 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     );
 
     // Files: the event's URL and header download the content (through the connector too).
-    let a = alice.clone();
-    let r = room.clone();
-    blocking(move || {
-        for (msgtype, name, mime) in [
-            ("m.file", "f.txt", "text/plain"),
-            ("m.image", "p.png", "image/png"),
-            ("m.video", "v.mp4", "video/mp4"),
-        ] {
-            let mxc = a.upload(name.as_bytes(), mime, name)?;
-            a.send_event(
-                &r,
+    world
+        .alice(move |a, r| {
+            for (msgtype, name, mime) in [
+                ("m.file", "f.txt", "text/plain"),
+                ("m.image", "p.png", "image/png"),
+                ("m.video", "v.mp4", "video/mp4"),
+            ] {
+                let mxc = a.upload(name.as_bytes(), mime, name)?;
+                a.send_event(
+                r,
                 "m.room.message",
                 json!({"msgtype": msgtype, "body": name, "url": mxc, "info": {"mimetype": mime}}),
             )?;
-        }
-        Ok(())
-    })
-    .await?;
+            }
+            Ok(())
+        })
+        .await?;
     let matrix = run
         .bot()
         .connector::<Matrix>("matrix")
@@ -462,8 +449,9 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     );
 
     // ---- threads: a message in a thread is kept in it, and the answer goes into it -------
-    let (a, r) = (alice.clone(), room.clone());
-    let root = blocking(move || a.send_text(&r, "thread root")).await?;
+    let root = world
+        .alice(move |a, r| a.send_text(r, "thread root"))
+        .await?;
     let (a, r, root2) = (alice.clone(), room.clone(), root.clone());
     blocking(move || {
         a.send_event(
@@ -536,13 +524,13 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     .await?;
 
     // Last, as it changes the room: invite and ban sent by the bot.
-    let (a, r) = (alice.clone(), room.clone());
-    blocking(move || {
-        a.send_text(&r, "do invite @erin:localhost")?;
-        a.send_text(&r, "do ban @carol:localhost")?;
-        Ok(())
-    })
-    .await?;
+    world
+        .alice(move |a, r| {
+            a.send_text(r, "do invite @erin:localhost")?;
+            a.send_text(r, "do ban @carol:localhost")?;
+            Ok(())
+        })
+        .await?;
     world
         .alice_sees(&room, |e| {
             e["type"] == "m.room.member"

@@ -71,6 +71,15 @@ impl World {
         )
     }
 
+    /// Runs blocking calls as alice, in the room, off the async runtime.
+    pub async fn alice<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Client, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (alice, room) = (self.alice.clone(), self.room.clone());
+        blocking(move || f(&alice, &room)).await
+    }
+
     /// Waits until alice sees an event of the bot in `room` that matches.
     pub async fn alice_sees(
         &self,
