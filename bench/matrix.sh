@@ -398,7 +398,8 @@ for side, rs in runs.items():
     for k, s, f in cols + [("echoes_per_s", 1, ".1f")]:
         vals = [r[k] * s for r in rs if r.get(k) is not None]
         if vals:
-            print(f"| {side} | {k} | {num(min(vals), f)} | {num(statistics.median(vals), f)} | {num(max(vals), f)} |")
+            label = k.replace("_kib", "_mib")  # shown in MiB
+            print(f"| {side} | {label} | {num(min(vals), f)} | {num(statistics.median(vals), f)} | {num(max(vals), f)} |")
 print()
 print("| bot | rep | echoed | lost | p50 ms | p99 ms | max ms | p50 at Synapse | CPU ms/echo | schedstat | RSS MiB | peak RSS MiB | s |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -56,6 +56,12 @@ fn commands() -> Skill {
             "ban" => AnyEvent::new(BanUser::new().user_id(arg)),
             "leave" => AnyEvent::new(LeaveRoom::new().target(arg)),
             "join" => AnyEvent::new(JoinRoom::new().target(arg)),
+            "newroom" => {
+                let mut room = NewRoom::new(Some("made by the bot".into()));
+                room.params.insert("room_alias_name".into(), arg.into());
+                AnyEvent::new(room)
+            }
+            "address" => AnyEvent::new(RoomAddress::new(arg)),
             other => AnyEvent::new(Message::new(format!("unknown command {other}"))),
         };
         ctx.respond(event).await
@@ -522,6 +528,57 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
         .map(drop)
     })
     .await?;
+
+    // JoinRoom by alias, NewRoom and RoomAddress sent by the bot.
+    let side = world
+        .alice(|a, _| a.create_room(json!({"preset": "public_chat", "room_alias_name": "side"})))
+        .await?;
+    world
+        .alice(|a, r| {
+            a.send_text(r, "do join #side:localhost")?;
+            a.send_text(r, "do newroom botmade")?;
+            a.send_text(r, "do address #ops-alias:localhost")?;
+            Ok(())
+        })
+        .await?;
+    world
+        .alice_sees(&side, |e| {
+            e["type"] == "m.room.member" && content(e)["membership"] == "join"
+        })
+        .await?;
+    let r = room.clone();
+    world
+        .alice(move |a, _| {
+            let deadline = std::time::Instant::now() + WAIT;
+            let resolve = |alias: &str| {
+                a.request(
+                    "GET",
+                    &format!(
+                        "/_matrix/client/v3/directory/room/{}",
+                        connector_tests::synapse::enc(alias)
+                    ),
+                    None,
+                )
+            };
+            loop {
+                let (made, _) = resolve("#botmade:localhost")?;
+                let (aliased, answer) = resolve("#ops-alias:localhost")?;
+                if made == 200 && aliased == 200 {
+                    assert_eq!(
+                        answer["room_id"],
+                        r.as_str(),
+                        "the alias points at the room"
+                    );
+                    return Ok(());
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "NewRoom / RoomAddress: {made} / {aliased}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+        .await?;
 
     // Last, as it changes the room: invite and ban sent by the bot.
     world
