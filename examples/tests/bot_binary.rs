@@ -131,7 +131,7 @@ fn unknown_connector_type_names_it_and_the_known_types() {
     assert_config_error(
         "connectors: {slack: {}}\n",
         "error: configuration.yaml:1:14: connectors.slack: unknown connector type `slack` \
-         (known: irc, shell, websocket)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, \
+         (known: irc, matrix, shell, websocket)\nhelp: register it with `BotBuilder::connector::<YourConnector>()`, \
          or fix the name\n",
     );
 }
