@@ -98,7 +98,7 @@ use serde_json::{Value, json};
 
 pub use self::config::{Login, MatrixConfig};
 pub use self::http::MatrixError;
-use self::http::{Api, Body, enc};
+use self::http::{Api, Body, Retry, enc};
 pub use self::inbound::thread_root;
 use self::session::Session;
 
@@ -122,8 +122,10 @@ struct Link {
     /// One lock a room: sends to a room go out in the order they were asked for, also
     /// while a 429 is waited out.
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Display names: (room, user) from membership events, and ("", user) from profiles.
-    names: Mutex<HashMap<(String, String), String>>,
+    /// Display names, looked up by `&str` (no key is built per event): by room, then user,
+    /// from membership events; and by user from profiles.
+    room_names: Mutex<HashMap<String, HashMap<String, String>>>,
+    profile_names: Mutex<HashMap<String, String>>,
     /// Who is typing, by room, as last reported.
     typing: Mutex<HashMap<String, Vec<String>>>,
     /// Transaction ids: this process's start time and a counter, so that a restarted bot
@@ -289,7 +291,8 @@ impl Matrix {
             .rooms
             .get(target)
             .map_or(target, String::as_str);
-        self.join(target).await?;
+        self.join(target, Retry::Transient(self.config().send_retry))
+            .await?;
         Ok(())
     }
 

@@ -28,15 +28,28 @@ impl Matrix {
         path: &str,
         body: Body,
     ) -> Result<Value, MatrixError> {
-        let config = self.config();
+        let retry = Retry::Transient(self.config().send_retry);
+        self.request(method, path, "", body, retry).await
+    }
+
+    /// A request with `request_timeout` and the given failure policy: the one place the
+    /// connector's requests go through (`call` is the send policy).
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Body,
+        retry: Retry,
+    ) -> Result<Value, MatrixError> {
         self.api()
             .json(
                 method,
                 path,
-                "",
+                query,
                 body,
-                config.request_timeout,
-                Retry::Transient(config.send_retry),
+                self.config().request_timeout,
+                retry,
             )
             .await
     }

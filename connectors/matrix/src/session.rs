@@ -63,8 +63,9 @@ impl Matrix {
                     "/_matrix/client/v3/profile/{}/displayname",
                     enc(&session.user_id)
                 );
+                let body = Body::Json(json!({"displayname": nick}));
                 if let Err(e) = self
-                    .call(Method::PUT, &path, Body::Json(json!({"displayname": nick})))
+                    .request(Method::PUT, &path, "", body, Retry::RateLimits)
                     .await
                 {
                     tracing::warn!(error = %e, "matrix: could not set the display name");
@@ -100,13 +101,12 @@ impl Matrix {
                     "device_id": config.device_id,
                     "initial_device_display_name": config.device_name,
                 });
-                let answer = api
-                    .json(
+                let answer = self
+                    .request(
                         Method::POST,
                         "/_matrix/client/v3/login",
                         "",
                         Body::Json(body),
-                        config.request_timeout,
                         Retry::RateLimits,
                     )
                     .await
@@ -122,13 +122,12 @@ impl Matrix {
             Login::Token(token) => {
                 api.set_token(token.expose())
                     .map_err(ConnectorError::from)?;
-                let answer = api
-                    .json(
+                let answer = self
+                    .request(
                         Method::GET,
                         "/_matrix/client/v3/account/whoami",
                         "",
                         Body::Empty,
-                        config.request_timeout,
                         Retry::RateLimits,
                     )
                     .await
@@ -139,13 +138,13 @@ impl Matrix {
                     .to_owned()
             }
         };
-        let answer = api
-            .json(
+        let path = format!("/_matrix/client/v3/user/{}/filter", enc(&user_id));
+        let answer = self
+            .request(
                 Method::POST,
-                &format!("/_matrix/client/v3/user/{}/filter", enc(&user_id)),
+                &path,
                 "",
                 Body::Json(filter()),
-                config.request_timeout,
                 Retry::RateLimits,
             )
             .await
@@ -163,7 +162,9 @@ impl Matrix {
     /// and skipped; a homeserver that is down fails the connect.
     async fn join_configured(&self) -> Result<()> {
         for (name, alias) in &self.config().rooms {
-            match self.join(alias).await {
+            // Connect fails fast when the homeserver does: the SDK's reconnect policy backs
+            // off, rather than a send's retries holding `connect` for `send_retry`.
+            match self.join(alias, Retry::RateLimits).await {
                 Ok(id) => self.name_target(name, &id),
                 Err(e) if e.is_transient() || e.errcode() == Some("M_UNKNOWN_TOKEN") => {
                     return Err(ConnectorError::from(e).into());
@@ -176,11 +177,11 @@ impl Matrix {
         Ok(())
     }
 
-    /// Joins a room by alias or id; returns its id.
-    pub(crate) async fn join(&self, room: &str) -> Result<String, MatrixError> {
+    /// Joins a room by alias or id, with this failure policy; returns its id.
+    pub(crate) async fn join(&self, room: &str, retry: Retry) -> Result<String, MatrixError> {
         let path = format!("/_matrix/client/v3/join/{}", enc(room));
         let answer = self
-            .call(Method::POST, &path, Body::Json(json!({})))
+            .request(Method::POST, &path, "", Body::Json(json!({})), retry)
             .await?;
         let id = answer["room_id"].as_str().unwrap_or(room).to_owned();
         if room.starts_with('#') {

@@ -135,16 +135,9 @@ impl Matrix {
         let path = format!("/_matrix/client/v3/rooms/{}/messages", enc(room));
         while events.len() < MAX_GAP {
             let query = format!("dir=b&limit=100&from={}&to={}", enc(&from), enc(since));
+            let retry = Retry::Transient(self.config().send_retry);
             let page = self
-                .api()
-                .json(
-                    Method::GET,
-                    &path,
-                    &query,
-                    Body::Empty,
-                    self.config().request_timeout,
-                    Retry::Transient(self.config().send_retry),
-                )
+                .request(Method::GET, &path, &query, Body::Empty, retry)
                 .await?;
             let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
             if chunk.is_empty() {
@@ -166,7 +159,7 @@ impl Matrix {
 
     /// Remembers room display names from membership events.
     fn learn_names(&self, room: &str, events: &[Value]) {
-        let mut names = lock(&self.link.names);
+        let mut names = lock(&self.link.room_names);
         for raw in events {
             if raw.get("type").and_then(Value::as_str) != Some("m.room.member") {
                 continue;
@@ -180,7 +173,10 @@ impl Matrix {
             if let Some(name) =
                 typed::<MemberContent>(content, "m.room.member").and_then(|c| c.displayname)
             {
-                names.insert((room.to_owned(), user.to_owned()), name);
+                names
+                    .entry(room.to_owned())
+                    .or_default()
+                    .insert(user.to_owned(), name);
             }
         }
     }
@@ -191,21 +187,12 @@ impl Matrix {
             let Some(user) = raw.get("sender").and_then(Value::as_str) else {
                 continue;
             };
-            if user == me || lock(&self.link.names).contains_key(&(String::new(), user.to_owned()))
-            {
+            if user == me || lock(&self.link.profile_names).contains_key(user) {
                 continue;
             }
             let path = format!("/_matrix/client/v3/profile/{}/displayname", enc(user));
             let name = match self
-                .api()
-                .json(
-                    Method::GET,
-                    &path,
-                    "",
-                    Body::Empty,
-                    self.config().request_timeout,
-                    Retry::RateLimits,
-                )
+                .request(Method::GET, &path, "", Body::Empty, Retry::RateLimits)
                 .await
             {
                 Ok(v) => v["displayname"].as_str().unwrap_or(user).to_owned(),
@@ -214,7 +201,7 @@ impl Matrix {
                     user.to_owned()
                 }
             };
-            lock(&self.link.names).insert((String::new(), user.to_owned()), name);
+            lock(&self.link.profile_names).insert(user.to_owned(), name);
         }
     }
 
@@ -277,7 +264,10 @@ impl Matrix {
             .raw_event(invite.clone());
         bot.parse(event).await;
         if self.config().accept_invites {
-            match self.join(room).await {
+            match self
+                .join(room, Retry::Transient(self.config().send_retry))
+                .await
+            {
                 Ok(_) => tracing::info!(room = %room, "matrix: accepted an invitation"),
                 Err(e) => {
                     tracing::warn!(room = %room, error = %e, "matrix: could not accept an invitation")
@@ -308,13 +298,14 @@ impl Matrix {
 
 impl Context for Matrix {
     fn display_name(&self, room: &str, user_id: &str) -> String {
-        let names = lock(&self.link.names);
-        let room_name = names.get(&(room.to_owned(), user_id.to_owned()));
-        let profile = names.get(&(String::new(), user_id.to_owned()));
+        let rooms = lock(&self.link.room_names);
+        let profiles = lock(&self.link.profile_names);
+        let in_room = rooms.get(room).and_then(|users| users.get(user_id));
+        let profile = profiles.get(user_id);
         let name = if self.config().room_specific_nicks {
-            room_name.or(profile)
+            in_room.or(profile)
         } else {
-            profile.or(room_name)
+            profile.or(in_room)
         };
         name.cloned().unwrap_or_else(|| user_id.to_owned())
     }

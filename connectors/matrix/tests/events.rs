@@ -396,31 +396,19 @@ async fn every_event_both_ways_in_a_room_a_direct_chat_and_a_thread() -> Result<
     })
     .await?;
     assert_eq!(
-        next_of::<LeaveRoom>(&mut run)
-            .await
-            .meta()
-            .user_id
-            .as_deref(),
+        user_id_of::<LeaveRoom>(&mut run).await.as_deref(),
         Some("@bob:localhost")
     );
     assert_eq!(
-        next_of::<JoinRoom>(&mut run)
-            .await
-            .meta()
-            .user_id
-            .as_deref(),
+        user_id_of::<JoinRoom>(&mut run).await.as_deref(),
         Some("@bob:localhost")
     );
     assert_eq!(
-        next_of::<UserInvite>(&mut run)
-            .await
-            .meta()
-            .user_id
-            .as_deref(),
+        user_id_of::<UserInvite>(&mut run).await.as_deref(),
         Some("@carol:localhost")
     );
     assert_eq!(
-        next_of::<BanUser>(&mut run).await.meta().user_id.as_deref(),
+        user_id_of::<BanUser>(&mut run).await.as_deref(),
         Some("@dave:localhost")
     );
     assert_eq!(
