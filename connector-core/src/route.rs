@@ -1,17 +1,21 @@
-//! Conversations: one queue and one worker task per (connector, target), created on demand
-//! and retired when idle, so conversations run concurrently and each keeps its order.
+//! Conversations: each (connector, target) gets its own queue and its own task, so
+//! conversations run concurrently and each keeps its order.
 //!
-//! [`Router::route`] is the step after `Bot::parse`; the worker loop here hands each event to
-//! [`SkillRunner::handle`] in turn.
+//! [`Router::route`] is the step after `Bot::parse`. The first event of a conversation
+//! starts its task; later ones are pushed on its queue under one short lock and wake the task
+//! if it is waiting. A task that has had nothing to do for [`IDLE`] ends, and its entry goes
+//! with it. The path costs no channel, no timer per event, and no task per event (a task per
+//! event cost more than the queue: its allocation and the copy of its future).
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::bot::Bot;
@@ -19,10 +23,13 @@ use crate::dispatch::BoxFuture;
 use crate::model::AnyEvent;
 use crate::worker::SkillRunner;
 
-/// How many events one conversation may have queued before `parse` waits (backpressure).
-const CONVERSATION_QUEUE: usize = 256;
-/// How long a conversation worker lingers without events before it exits.
-const WORKER_IDLE: Duration = Duration::from_secs(5);
+/// How many events one conversation may have waiting (besides the one its skill is on)
+/// before `parse` waits (backpressure).
+pub(crate) const CONVERSATION_QUEUE: usize = 256;
+/// How long a conversation's task waits for its next event before it ends.
+const IDLE: Duration = Duration::from_secs(5);
+/// Shards of the conversation map: parses on different threads rarely share a lock.
+const SHARDS: usize = 16;
 
 /// The conversations of one bot.
 pub(crate) struct Router {
@@ -30,41 +37,67 @@ pub(crate) struct Router {
     tracker: TaskTracker,
 }
 
-/// What the router and its workers share.
+/// What the router and the conversations' tasks share.
 struct Shared {
-    workers: Mutex<Option<HashMap<u64, Worker>>>,
-    next_id: AtomicU64,
+    shards: Box<[Shard]>,
+    /// Set under every shard's lock: no event is queued once it is.
     closed: AtomicBool,
     runner: SkillRunner,
+    /// Seeds the conversation keys per process (foldhash: SipHash cost 400 instructions
+    /// an event here). Two conversations that meet on one key share a queue: they keep
+    /// their order and only lose their concurrency, and the seed keeps that an accident.
+    keys: foldhash::fast::RandomState,
 }
 
-struct Worker {
-    id: u64,
-    tx: mpsc::Sender<AnyEvent>,
+type Conversations = HashMap<u64, Conversation, BuildHasherDefault<KeyHasher>>;
+
+struct Shard {
+    conversations: Mutex<Conversations>,
+    /// Signalled when a full queue of this shard has room again.
+    room: Notify,
 }
 
-/// Events of one conversation share a key: the connector and the target (or, without one,
-/// the user).
-fn conversation_key(event: &AnyEvent) -> u64 {
-    let meta = event.meta();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    meta.connector.hash(&mut h);
-    match &meta.target {
-        Some(t) => t.hash(&mut h),
-        None => meta.user.hash(&mut h),
+/// One conversation: the events its task has not taken yet.
+struct Conversation {
+    queue: VecDeque<AnyEvent>,
+    /// The task, when it is waiting for an event.
+    waiting: Option<Waker>,
+    /// Whether an event came since the task's idle timer last fired.
+    active: bool,
+}
+
+/// Keys are hashes already: the map uses them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    h.finish()
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Router {
-    /// A router whose workers run on `tracker` (so shutdown can wait for them).
+    /// A router whose conversation tasks run on `tracker` (so shutdown can wait for them).
     pub(crate) fn new(runner: SkillRunner, tracker: TaskTracker) -> Self {
         Self {
             shared: Arc::new(Shared {
-                workers: Mutex::new(None),
-                next_id: AtomicU64::new(0),
+                shards: (0..SHARDS)
+                    .map(|_| Shard {
+                        conversations: Mutex::new(HashMap::default()),
+                        room: Notify::new(),
+                    })
+                    .collect(),
                 closed: AtomicBool::new(false),
                 runner,
+                keys: foldhash::fast::RandomState::default(),
             }),
             tracker,
         }
@@ -80,140 +113,226 @@ impl Router {
         self.shared.runner.skills.len() > 0
     }
 
-    /// Queues `event` on its conversation's worker, starting one if needed. `None` when it
-    /// is queued; a future when it has to wait for room (backpressure) or for a worker that
-    /// retired meanwhile to be replaced.
+    /// Queues `event` on its conversation, starting the conversation's task if it has none.
+    /// `None` when it is queued; a future when it has to wait for room (backpressure).
     pub(crate) fn route<'a>(&'a self, bot: &'a Bot, event: AnyEvent) -> Option<BoxFuture<'a, ()>> {
-        let key = conversation_key(&event);
-        let (id, tx) = self.worker(bot, key)?;
-        match tx.try_send(event) {
+        let key = self.shared.key(&event);
+        match self.try_queue(bot, key, event) {
             Ok(()) => None,
-            Err(TrySendError::Full(event) | TrySendError::Closed(event)) => {
-                Some(Box::pin(self.route_slowly(bot, key, id, tx, event)))
-            }
+            Err(event) => Some(Box::pin(self.queue_when_room(bot, key, event))),
         }
     }
 
-    async fn route_slowly(
-        &self,
-        bot: &Bot,
-        key: u64,
-        mut id: u64,
-        mut tx: mpsc::Sender<AnyEvent>,
-        mut event: AnyEvent,
-    ) {
+    /// Waits until conversation `key` has room for `event`, then queues it.
+    async fn queue_when_room(&self, bot: &Bot, key: u64, mut event: AnyEvent) {
+        let shard = self.shared.shard(key);
         loop {
-            match tx.send(event).await {
+            let room = shard.room.notified();
+            tokio::pin!(room);
+            // Listen before looking, so room made in between is not missed.
+            room.as_mut().enable();
+            match self.try_queue(bot, key, event) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(returned)) => {
-                    // The worker retired between our lookup and the send: replace it.
-                    event = returned;
-                    self.shared.forget(key, id);
-                    match self.worker(bot, key) {
-                        Some((new_id, new_tx)) => (id, tx) = (new_id, new_tx),
-                        None => return,
-                    }
-                }
+                Err(full) => event = full,
             }
+            room.await;
         }
     }
 
-    /// The worker of conversation `key`, started if there is none; `None` once closed.
-    fn worker(&self, bot: &Bot, key: u64) -> Option<(u64, mpsc::Sender<AnyEvent>)> {
-        let mut guard = self.shared.lock();
+    /// Queues `event`, or hands it back when its conversation's queue is full. Once the
+    /// router is closed the event is dropped.
+    fn try_queue(&self, bot: &Bot, key: u64, event: AnyEvent) -> Result<(), AnyEvent> {
+        let mut conversations = self.shared.shard(key).lock();
         if self.shared.closed.load(Ordering::Acquire) {
             tracing::debug!("bot is shutting down; event dropped");
-            return None;
+            return Ok(());
         }
-        let map = guard.get_or_insert_with(HashMap::new);
-        let worker = map.entry(key).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(CONVERSATION_QUEUE);
-            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let shared = self.shared.clone();
-            self.tracker
-                .spawn(run_worker(shared, bot.without_origin(), key, id, rx));
-            Worker { id, tx }
-        });
-        Some((worker.id, worker.tx.clone()))
+        let waiting = match conversations.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let conversation = entry.get_mut();
+                if conversation.queue.len() >= CONVERSATION_QUEUE {
+                    return Err(event);
+                }
+                conversation.queue.push_back(event);
+                conversation.active = true;
+                conversation.waiting.take()
+            }
+            Entry::Vacant(entry) => {
+                let mut queue = VecDeque::new();
+                queue.push_back(event);
+                entry.insert(Conversation {
+                    queue,
+                    waiting: None,
+                    active: true,
+                });
+                // Spawned under the lock, so `close` cannot slip in between and let shutdown
+                // stop waiting before this task is tracked.
+                let shared = self.shared.clone();
+                self.tracker
+                    .spawn(converse(shared, bot.without_origin(), key));
+                None
+            }
+        };
+        drop(conversations);
+        if let Some(task) = waiting {
+            task.wake();
+        }
+        Ok(())
     }
 
-    /// Stops accepting events; workers finish what is queued and exit.
+    /// Stops accepting events; conversations finish what is queued and end.
     pub(crate) fn close(&self) {
-        let mut guard = self.shared.lock();
-        self.shared.closed.store(true, Ordering::Release);
-        guard.take();
+        for shard in &self.shared.shards {
+            let mut conversations = shard.lock();
+            self.shared.closed.store(true, Ordering::Release);
+            let waiting: Vec<Waker> = conversations
+                .values_mut()
+                .filter_map(|c| c.waiting.take())
+                .collect();
+            drop(conversations);
+            waiting.into_iter().for_each(Waker::wake);
+        }
     }
+}
+
+/// What a conversation's task found when it looked for work.
+enum Next {
+    Event(AnyEvent),
+    /// Nothing yet: the task is registered to be woken.
+    Wait,
+    /// The conversation has ended (idle, or the bot is shutting down with nothing queued).
+    End,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<HashMap<u64, Worker>>> {
-        crate::sync::lock(&self.workers)
+    fn key(&self, event: &AnyEvent) -> u64 {
+        let meta = event.meta();
+        let mut h = self.keys.build_hasher();
+        meta.connector.hash(&mut h);
+        match &meta.target {
+            Some(t) => t.hash(&mut h),
+            None => {
+                // A tag, so a user never shares a key with a target of the same name.
+                0xffu8.hash(&mut h);
+                meta.user.hash(&mut h);
+            }
+        }
+        h.finish()
     }
 
-    /// Drops worker `id` of conversation `key` from the map, if it is still there.
-    fn forget(&self, key: u64, id: u64) {
-        let mut guard = self.lock();
-        if let Some(map) = guard.as_mut()
-            && map.get(&key).is_some_and(|w| w.id == id)
-        {
-            map.remove(&key);
-        }
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[(key % SHARDS as u64) as usize]
     }
 
-    /// Removes worker `id` if it is idle; returns whether it was removed.
-    fn retire(&self, key: u64, id: u64, rx: &mut mpsc::Receiver<AnyEvent>) -> bool {
-        let mut guard = self.lock();
-        if !rx.is_empty() {
-            return false;
+    /// Conversation `key`'s next event; otherwise registers `waker` to be woken by the next
+    /// one, or ends the conversation when `retire` (its idle timer fired with no event since
+    /// the last time) or shutdown says so.
+    fn next(&self, key: u64, waker: &Waker, retire: bool) -> Next {
+        let shard = self.shard(key);
+        let mut conversations = shard.lock();
+        let Some(conversation) = conversations.get_mut(&key) else {
+            return Next::End;
+        };
+        if let Some(event) = conversation.queue.pop_front() {
+            if conversation.queue.len() + 1 == CONVERSATION_QUEUE {
+                drop(conversations);
+                shard.room.notify_waiters();
+            }
+            return Next::Event(event);
         }
-        if let Some(map) = guard.as_mut()
-            && map.get(&key).is_some_and(|w| w.id == id)
-        {
-            map.remove(&key);
+        if retire || self.closed.load(Ordering::Acquire) {
+            conversations.remove(&key);
+            return Next::End;
         }
-        rx.close();
-        true
+        match &conversation.waiting {
+            Some(w) if w.will_wake(waker) => {}
+            _ => conversation.waiting = Some(waker.clone()),
+        }
+        Next::Wait
+    }
+
+    /// Whether conversation `key` had an event since the last call (which clears the mark).
+    fn was_active(&self, key: u64) -> bool {
+        let mut conversations = self.shard(key).lock();
+        conversations
+            .get_mut(&key)
+            .is_some_and(|c| std::mem::replace(&mut c.active, false))
     }
 }
 
-/// One conversation's worker: its events, one after another, until it has been idle for
-/// [`WORKER_IDLE`] or the bot shuts down.
-async fn run_worker(
-    shared: Arc<Shared>,
-    bot: Bot,
-    key: u64,
-    id: u64,
-    mut rx: mpsc::Receiver<AnyEvent>,
-) {
-    // One idle timer per period, not one per event: arming a timer for every message showed
-    // up in profiles. When it fires, the worker retires only if nothing arrived since.
-    let idle = tokio::time::sleep(WORKER_IDLE);
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Conversations> {
+        crate::sync::lock(&self.conversations)
+    }
+}
+
+/// One conversation's task: its events, one after another, until it has had none for
+/// [`IDLE`] or the bot shuts down.
+async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
+    let mut ending = Ending {
+        shared: &shared,
+        key,
+        done: false,
+    };
+    // One idle timer per period, not one per event: when it fires, the conversation ends
+    // only if no event came since it was last set.
+    let idle = tokio::time::sleep(IDLE);
     tokio::pin!(idle);
-    let mut active = false;
     loop {
-        tokio::select! {
-            biased;
-            event = rx.recv() => match event {
-                Some(event) => {
-                    active = true;
-                    shared.runner.handle(&bot, event).await;
+        let next = std::future::poll_fn(|cx| {
+            let mut retire = false;
+            loop {
+                match shared.next(key, cx.waker(), retire) {
+                    Next::Event(event) => return Poll::Ready(Some(event)),
+                    Next::End => return Poll::Ready(None),
+                    Next::Wait => {}
                 }
-                None => return,
-            },
-            () = &mut idle => {
-                if active {
-                    active = false;
-                    idle.as_mut().reset(tokio::time::Instant::now() + WORKER_IDLE);
-                } else if shared.retire(key, id, &mut rx) {
-                    // Events sent between the lookup and the close are still ours.
-                    while let Ok(event) = rx.try_recv() {
-                        shared.runner.handle(&bot, event).await;
-                    }
-                    return;
+                if idle.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // The timer fired: an event since it was set keeps the conversation.
+                if shared.was_active(key) {
+                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
                 } else {
-                    idle.as_mut().reset(tokio::time::Instant::now() + WORKER_IDLE);
+                    retire = true;
                 }
             }
+        })
+        .await;
+        match next {
+            Some(event) => shared.runner.handle(&bot, event).await,
+            None => break,
+        }
+    }
+    ending.done = true;
+}
+
+/// Ends a conversation whose task did not finish (a panic outside the skills, which are
+/// guarded, or the runtime dropping the task): its entry goes, so its next event starts a
+/// new task instead of queueing behind one that is gone.
+struct Ending<'a> {
+    shared: &'a Shared,
+    key: u64,
+    done: bool,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let dropped = self.shared.shard(self.key).lock().remove(&self.key);
+        let dropped = dropped.map_or(0, |c| c.queue.len());
+        if std::thread::panicking() {
+            tracing::error!(
+                dropped,
+                "a conversation's task panicked; its queued events are dropped"
+            );
+        } else {
+            tracing::debug!(
+                dropped,
+                "a conversation's task was stopped with events queued"
+            );
         }
     }
 }

@@ -79,11 +79,17 @@ pub(crate) async fn run_guarded(
     timeout: Option<Duration>,
 ) -> Result<(), String> {
     let event = ctx.event().name();
-    let call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
+    let mut call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
     let outcome = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+        // Most skills answer without waiting on anything (the reply is queued, not yet
+        // written): the timer is armed only for a skill that is still running after its
+        // first poll, which nothing could have interrupted anyway.
+        Some(limit) => match poll_once(&mut call).await {
+            Some(outcome) => outcome,
+            None => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
+            },
         },
         None => call.await,
     };
@@ -100,6 +106,15 @@ pub(crate) async fn run_guarded(
         info.name
     );
     Err(failure)
+}
+
+/// Polls `future` once: its output if it finished, `None` if it waits.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *future).poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -492,6 +492,86 @@ async fn attempts_are_bounded_and_other_connectors_keep_running() {
 }
 
 #[tokio::test]
+async fn a_full_conversation_makes_parse_wait_and_other_conversations_go_on() {
+    const QUEUE: usize = 256;
+    let (chat, _remote) = MemoryConnector::new("chat");
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (s, r) = (started.clone(), release.clone());
+    let mut run = TestBot::new()
+        .skill(
+            Skill::new("blocker", move |ctx: SkillContext| {
+                let (s, r) = (s.clone(), r.clone());
+                async move {
+                    s.notify_one();
+                    r.notified().await;
+                    ctx.respond("released").await
+                }
+            })
+            .regex("block"),
+        )
+        .skill(
+            Skill::new("echo", |ctx: SkillContext| async move {
+                let text = ctx.text().to_owned();
+                ctx.respond(text).await
+            })
+            .regex("n "),
+        )
+        .connector(chat)
+        .start()
+        .unwrap();
+    let bot = run.bot().clone();
+    let msg = |text: String, room: &str| Message::new(text).connector("chat").target(room);
+    let quick = Duration::from_secs(5);
+    tokio::time::timeout(quick, bot.parse(msg("block".into(), "r")))
+        .await
+        .expect("the first parse returns");
+    started.notified().await;
+    // The skill is busy: the conversation queues up to its limit without making parse wait.
+    for i in 0..QUEUE {
+        tokio::time::timeout(quick, bot.parse(msg(format!("n {i}"), "r")))
+            .await
+            .unwrap_or_else(|_| panic!("parse {i} waited although the queue had room"));
+    }
+    // One more waits for room (backpressure) ...
+    let waiting = tokio::spawn({
+        let bot = bot.clone();
+        async move { bot.parse(msg(format!("n {QUEUE}"), "r")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "parse returned although the queue was full"
+    );
+    // ... while another conversation goes on.
+    tokio::time::timeout(quick, bot.parse(msg("n other".into(), "elsewhere")))
+        .await
+        .expect("another conversation's parse returns");
+    let other = run
+        .next_sent()
+        .await
+        .expect("the other conversation's reply");
+    assert_eq!(other.text(), Some("n other"));
+    release.notify_one();
+    tokio::time::timeout(quick, waiting)
+        .await
+        .expect("the waiting parse returns once there is room")
+        .unwrap();
+    let mut replies = Vec::new();
+    while replies.len() < QUEUE + 2 {
+        let e = run
+            .next_sent()
+            .await
+            .expect("every queued event is answered");
+        replies.push(e.text().unwrap_or_default().to_owned());
+    }
+    let mut expected = vec!["released".to_owned()];
+    expected.extend((0..=QUEUE).map(|i| format!("n {i}")));
+    assert_eq!(replies, expected, "answered once each, in order");
+    run.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn shutdown_lets_a_reply_in_flight_finish_before_disconnecting() {
     let (chat, remote) = MemoryConnector::new("chat");
     let entered = Arc::new(tokio::sync::Notify::new());

@@ -3,11 +3,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// A socket id: 128 bits from the operating system's CSPRNG, written like a uuid
@@ -118,12 +119,18 @@ pub(crate) enum PushError {
 }
 
 /// One socket's bounded outgoing queue, drained by that socket's task.
+///
+/// The task is woken through one [`AtomicWaker`] it registers on every poll, and two flags
+/// say why: a queued frame or close (`ready`), or an overflow that must stop a blocked write
+/// (`abort`). Registering a waker is a compare and a store, where waiting on a `Notify`
+/// costs a lock to enter its waiter list and another to leave it, on every turn of the loop.
 pub(crate) struct Outbox {
     state: Mutex<OutState>,
+    waker: AtomicWaker,
     /// Frames or a close request are waiting.
-    pub(crate) wake: Notify,
+    ready: AtomicBool,
     /// Stop writing now (the queue overflowed while the writer was blocked).
-    pub(crate) abort: Notify,
+    abort: AtomicBool,
     limit: usize,
 }
 
@@ -138,14 +145,22 @@ impl Outbox {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             state: Mutex::new(OutState::default()),
-            wake: Notify::new(),
-            abort: Notify::new(),
+            waker: AtomicWaker::new(),
+            ready: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
             limit: limit.max(1),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, OutState> {
         connector_core::sync::lock(&self.state)
+    }
+
+    /// Wakes the socket's task, unless it has been told already and not looked since.
+    fn signal(&self) {
+        if !self.ready.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
     }
 
     /// Queues a frame for the socket's writer.
@@ -158,13 +173,14 @@ impl Outbox {
             state.close = Some(SLOW_CLIENT);
             state.frames.clear();
             drop(state);
-            self.abort.notify_one();
-            self.wake.notify_one();
+            self.abort.store(true, Ordering::Release);
+            self.ready.store(true, Ordering::Release);
+            self.waker.wake();
             return Err(PushError::Full);
         }
         state.frames.push_back(frame);
         drop(state);
-        self.wake.notify_one();
+        self.signal();
         Ok(())
     }
 
@@ -175,12 +191,27 @@ impl Outbox {
             state.close = Some(reason);
         }
         drop(state);
-        self.wake.notify_one();
+        self.signal();
+    }
+
+    /// Registers the socket task's waker, then says whether frames or a close are waiting
+    /// (in that order, so a push in between is not missed).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Registers the socket task's waker, then says whether the write in progress must stop.
+    pub(crate) fn poll_abort(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.abort.load(Ordering::Acquire)
     }
 
     /// Moves the queued frames into `batch` (swapping buffers, so both keep their
     /// allocation) and says whether a close was asked for.
     pub(crate) fn take(&self, batch: &mut VecDeque<Frame>) -> Option<CloseReason> {
+        // Cleared before looking: a push after this point signals again.
+        self.ready.store(false, Ordering::Release);
         let mut state = self.lock();
         std::mem::swap(&mut state.frames, batch);
         state.close

@@ -207,17 +207,17 @@ impl Server {
                 tracing::error!("websocket connector: upgraded connection of an unexpected type");
                 return;
             };
-            let stream = parts.io.into_inner();
-            let ws = if parts.read_buf.is_empty() {
+            let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+            let stream = io.into_inner();
+            // `read_buf` is a slice of hyper's 8 KiB read buffer, and keeps all of it alive,
+            // even when empty: copy what it holds and let it go before the socket runs.
+            let ws = if read_buf.is_empty() {
+                drop(read_buf);
                 WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
             } else {
-                WebSocketStream::from_partially_read(
-                    stream,
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    Some(config),
-                )
-                .await
+                let part = read_buf.to_vec();
+                drop(read_buf);
+                WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await
             };
             Socket {
                 ws,

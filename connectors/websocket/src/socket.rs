@@ -2,7 +2,9 @@
 //! queued in its outbox, until the client leaves or the server closes it.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use connector_core::prelude::*;
@@ -120,7 +122,16 @@ async fn send_close(
     .await
 }
 
-/// The socket's loop: outgoing frames first, then the next client frame.
+/// What woke the socket's loop.
+enum Step {
+    /// Frames or a close request are waiting in the outbox.
+    Outgoing,
+    /// The client sent something (or went away).
+    Incoming(Option<Result<Frame, WsError>>),
+}
+
+/// The socket's loop: outgoing frames first, then the next client frame. One poll function
+/// looks at both, so a turn of the loop costs no future built and dropped for either.
 async fn serve(
     ws: &mut WebSocketStream<TcpStream>,
     outbox: &Outbox,
@@ -130,46 +141,61 @@ async fn serve(
 ) -> End {
     let mut batch = VecDeque::new();
     loop {
-        tokio::select! {
-            biased;
-            _ = outbox.wake.notified() => {
+        let step = std::future::poll_fn(|cx| {
+            if outbox.poll_ready(cx) {
+                return Poll::Ready(Step::Outgoing);
+            }
+            ws.poll_next_unpin(cx).map(Step::Incoming)
+        })
+        .await;
+        let incoming = match step {
+            Step::Outgoing => {
                 let close = outbox.take(&mut batch);
                 if !batch.is_empty() {
-                    tokio::select! {
-                        biased;
-                        _ = outbox.abort.notified() => return End::Close(super::registry::SLOW_CLIENT),
-                        written = write_batch(ws, &mut batch) => if written.is_err() {
-                            return End::Gone;
-                        },
+                    let write = write_batch(ws, &mut batch);
+                    tokio::pin!(write);
+                    let written = std::future::poll_fn(|cx| {
+                        if outbox.poll_abort(cx) {
+                            return Poll::Ready(None);
+                        }
+                        write.as_mut().poll(cx).map(Some)
+                    })
+                    .await;
+                    match written {
+                        None => return End::Close(super::registry::SLOW_CLIENT),
+                        Some(Err(_)) => return End::Gone,
+                        Some(Ok(())) => {}
                     }
                 }
                 if let Some(reason) = close {
                     return End::Close(reason);
                 }
+                continue;
             }
-            incoming = ws.next() => match incoming {
-                Some(Ok(Frame::Text(text))) => {
-                    limits.admit().await;
-                    bot.parse(to_event(text.as_str(), target)).await
-                }
-                Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
-                // Pings are answered by tungstenite; pongs answer our typing pings; a close
-                // frame is answered by tungstenite and the stream then ends.
-                Some(Ok(Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_))) => {}
-                Some(Err(WsError::Capacity(e))) => {
-                    tracing::debug!(socket = %target, error = %e, "frame over max-frame-size");
-                    return End::CloseAndDrain(TOO_BIG);
-                }
-                Some(Err(WsError::Utf8(e))) => {
-                    tracing::debug!(socket = %target, error = %e, "text frame not UTF-8");
-                    return End::Close(NOT_UTF8);
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(socket = %target, error = %e, "websocket error");
-                    return End::Gone;
-                }
-                None => return End::Gone,
-            },
+            Step::Incoming(incoming) => incoming,
+        };
+        match incoming {
+            Some(Ok(Frame::Text(text))) => {
+                limits.admit().await;
+                bot.parse(to_event(text.as_str(), target)).await
+            }
+            Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
+            // Pings are answered by tungstenite; pongs answer our typing pings; a close
+            // frame is answered by tungstenite and the stream then ends.
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_))) => {}
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(socket = %target, error = %e, "frame over max-frame-size");
+                return End::CloseAndDrain(TOO_BIG);
+            }
+            Some(Err(WsError::Utf8(e))) => {
+                tracing::debug!(socket = %target, error = %e, "text frame not UTF-8");
+                return End::Close(NOT_UTF8);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(socket = %target, error = %e, "websocket error");
+                return End::Gone;
+            }
+            None => return End::Gone,
         }
     }
 }
