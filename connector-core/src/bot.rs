@@ -85,7 +85,7 @@ impl Bot {
         if event.meta().connector.is_none()
             && let Some(origin) = &self.origin
         {
-            event.meta_mut().connector = Some(origin.to_string());
+            event.meta_mut().connector = Some(origin.clone());
         }
         if let Some(wait) = self.core.parse(self, event) {
             wait.await;

@@ -139,10 +139,10 @@ pub trait Connector: ConnectorInfo {
             let mut event = event;
             let meta = event.meta_mut();
             if meta.target.is_none() {
-                meta.target = self.default_target().map(|t| t.to_string());
+                meta.target = self.default_target();
             }
             if meta.connector.is_none() {
-                meta.connector = Some(self.name().to_owned());
+                meta.connector = Some(self.name().into());
             }
             <Self as Supports<E>>::__send(self, &event).await
         })

@@ -39,10 +39,10 @@ pub(crate) async fn send_through(
     if event.meta().target.is_none()
         && let Some(target) = connector.dyn_default_target()
     {
-        event.meta_mut().target = Some(target.to_string());
+        event.meta_mut().target = Some(target);
     }
     if event.meta().connector.is_none() {
-        event.meta_mut().connector = Some(connector.dyn_name().to_owned());
+        event.meta_mut().connector = Some(connector.dyn_name().into());
     }
     connector.dyn_dispatch(&event).await
 }

@@ -130,18 +130,24 @@ impl Linked {
 }
 
 /// The fields every event carries (opsdroid's `Event.__init__`).
+///
+/// The names and ids are `Arc<str>`: an answer inherits its trigger's user, target and
+/// connector, and a connector stamps the same room or socket id on every event from it, so
+/// sharing them costs a reference count where a `String` would cost an allocation and a copy
+/// each time. Read them as `&str` with `as_deref()`; set them from a `String` or `&str` with
+/// `.into()` or the [`Event`] builder methods.
 #[derive(Clone, Debug)]
 pub struct EventMeta {
     /// Display name of the user who caused the event.
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// Platform id of that user.
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     /// Where the event happened or should go: a room, channel or socket id.
-    pub target: Option<String>,
+    pub target: Option<Arc<str>>,
     /// Instance name of the connector the event came from or goes to.
-    pub connector: Option<String>,
+    pub connector: Option<Arc<str>>,
     /// Platform id of this event.
-    pub event_id: Option<String>,
+    pub event_id: Option<Arc<str>>,
     /// The event this one answers, edits, reacts to or pins.
     pub linked_event: Option<Linked>,
     /// The platform's raw payload, for connectors and skills that need more than the fields.
@@ -236,27 +242,27 @@ pub trait Event: Clone + fmt::Debug + Send + Sync + 'static {
     fn __parent_dyn(&self) -> Option<&dyn DynEvent>;
 
     /// Sets the display name of the user (builder style).
-    fn user(mut self, user: impl Into<String>) -> Self {
+    fn user(mut self, user: impl Into<Arc<str>>) -> Self {
         self.meta_mut().user = Some(user.into());
         self
     }
     /// Sets the platform id of the user.
-    fn user_id(mut self, user_id: impl Into<String>) -> Self {
+    fn user_id(mut self, user_id: impl Into<Arc<str>>) -> Self {
         self.meta_mut().user_id = Some(user_id.into());
         self
     }
     /// Sets the target: room, channel or socket.
-    fn target(mut self, target: impl Into<String>) -> Self {
+    fn target(mut self, target: impl Into<Arc<str>>) -> Self {
         self.meta_mut().target = Some(target.into());
         self
     }
     /// Sets the connector instance name that should send or did receive this event.
-    fn connector(mut self, connector: impl Into<String>) -> Self {
+    fn connector(mut self, connector: impl Into<Arc<str>>) -> Self {
         self.meta_mut().connector = Some(connector.into());
         self
     }
     /// Sets the platform id of the event.
-    fn event_id(mut self, id: impl Into<String>) -> Self {
+    fn event_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.meta_mut().event_id = Some(id.into());
         self
     }

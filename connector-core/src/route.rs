@@ -278,6 +278,7 @@ async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
     // only if no event came since it was last set.
     let idle = tokio::time::sleep(IDLE);
     tokio::pin!(idle);
+    let mut plan = Vec::new();
     loop {
         let next = std::future::poll_fn(|cx| {
             let mut retire = false;
@@ -300,7 +301,7 @@ async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
         })
         .await;
         match next {
-            Some(event) => shared.runner.handle(&bot, event).await,
+            Some(event) => shared.runner.handle(&bot, event, &mut plan).await,
             None => break,
         }
     }

@@ -27,20 +27,24 @@ pub(crate) struct SkillRunner {
 }
 
 impl SkillRunner {
-    /// Plans and runs the skills for one event.
-    pub(crate) async fn handle(&self, bot: &Bot, event: AnyEvent) {
-        let plan = self.skills.plan(&event, &|connector, name| {
-            bot.lookup_target(connector, name)
-        });
+    /// Plans and runs the skills for one event; `plan` is the caller's scratch space, empty
+    /// before and after.
+    pub(crate) async fn handle(&self, bot: &Bot, event: AnyEvent, plan: &mut Vec<Planned>) {
+        self.skills.plan(
+            &event,
+            &|connector, name| bot.lookup_target(connector, name),
+            plan,
+        );
         if plan.is_empty() {
             tracing::trace!(event = event.name(), "no skill matched");
             return;
         }
-        self.run(bot, plan).await;
+        drop(event);
+        self.run(bot, plan.drain(..)).await;
     }
 
     /// Runs the planned skills one after another, isolating failures and panics.
-    async fn run(&self, bot: &Bot, plan: Vec<Planned>) {
+    async fn run(&self, bot: &Bot, plan: impl Iterator<Item = Planned>) {
         for p in plan {
             let (info, func) = self.skills.get(p.index);
             let trigger = p.event.clone();

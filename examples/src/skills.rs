@@ -7,12 +7,7 @@ use connector_core::web::WebhookResponse;
 /// `hello` / `hi` → `Hi <user>`.
 pub fn hello() -> Skill {
     Skill::new("hello", |ctx: SkillContext| async move {
-        let user = ctx
-            .event()
-            .meta()
-            .user
-            .clone()
-            .unwrap_or_else(|| "there".to_owned());
+        let user = ctx.event().meta().user.as_deref().unwrap_or("there");
         ctx.respond(format!("Hi {user}")).await
     })
     .regex(r"(?i)(hello|hi)\b")

@@ -460,7 +460,7 @@ fn update_entity_appends_into_a_list() {
 fn any_event_meta_mut_copies_on_write() {
     let original = AnyEvent::from(Message::new("hi").user("ann"));
     let mut copy = original.clone();
-    copy.meta_mut().user = Some("bob".to_owned());
+    copy.meta_mut().user = Some("bob".into());
     copy.meta_mut().update_entity("k", "v", None, false);
     assert_eq!(original.meta().user.as_deref(), Some("ann"));
     assert!(original.meta().entities.is_empty());
@@ -470,7 +470,7 @@ fn any_event_meta_mut_copies_on_write() {
 
     // An unshared event is changed in place, and stays what it was.
     let mut alone = AnyEvent::from(Reply::new("x"));
-    alone.meta_mut().target = Some("room".to_owned());
+    alone.meta_mut().target = Some("room".into());
     assert_eq!(alone.meta().target.as_deref(), Some("room"));
     assert!(alone.is::<Reply>());
 }

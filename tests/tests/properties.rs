@@ -117,7 +117,7 @@ proptest! {
         ],
         socket in "[a-f0-9-]{36}",
     ) {
-        let message = to_event(&frame, &socket);
+        let message = to_event(&frame, &std::sync::Arc::from(socket.as_str()));
         prop_assert_eq!(message.meta.target.as_deref(), Some(socket.as_str()));
         // The text is the `message` field or the whole frame, never empty invention.
         prop_assert!(frame.contains(message.text.as_str()) || message.meta.raw_event.is_some());
@@ -196,7 +196,7 @@ fn any_event() -> impl Strategy<Value = AnyEvent> {
                 22 => DeleteMessage::new().into(),
                 _ => BanUser::new().into(),
             };
-            event.meta_mut().target = target;
+            event.meta_mut().target = target.map(Into::into);
             event
         })
 }

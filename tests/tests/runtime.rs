@@ -197,7 +197,7 @@ async fn constraints_on_rooms_users_and_connectors() {
         .iter()
         .map(|e| {
             (
-                e.meta().connector.clone().unwrap(),
+                e.meta().connector.as_deref().unwrap().to_owned(),
                 e.text().unwrap().to_owned(),
             )
         })
@@ -245,7 +245,7 @@ async fn a_room_constraint_matches_what_the_connector_says_a_room_name_stands_fo
         .iter()
         .map(|e| {
             (
-                e.meta().target.clone().unwrap(),
+                e.meta().target.as_deref().unwrap().to_owned(),
                 e.text().unwrap().to_owned(),
             )
         })
@@ -354,7 +354,7 @@ async fn a_slow_conversation_does_not_block_others_and_each_keeps_its_order() {
         .iter()
         .map(|e| {
             (
-                e.meta().target.clone().unwrap(),
+                e.meta().target.as_deref().unwrap().to_owned(),
                 e.text().unwrap().to_owned(),
             )
         })

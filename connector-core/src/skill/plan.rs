@@ -168,10 +168,15 @@ impl Skills {
     }
 
     /// The skills to run for `event`, in opsdroid's order: always, event type, the best
-    /// regex, else catch-all.
+    /// regex, else catch-all, pushed on `planned` (a conversation's task keeps one, so
+    /// planning allocates nothing).
     /// Room constraints also match what `lookup` says a configured room name stands for.
-    pub(crate) fn plan(&self, event: &AnyEvent, lookup: LookupTarget<'_>) -> Vec<Planned> {
-        let mut planned = Vec::new();
+    pub(crate) fn plan(
+        &self,
+        event: &AnyEvent,
+        lookup: LookupTarget<'_>,
+        planned: &mut Vec<Planned>,
+    ) {
         let no_groups = &self.no_groups;
         let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event, lookup));
         for (index, s) in self.skills.iter().enumerate() {
@@ -253,6 +258,5 @@ impl Skills {
                 }
             }
         }
-        planned
     }
 }

@@ -314,7 +314,7 @@ impl Irc {
         let target = meta
             .target
             .clone()
-            .or_else(|| self.default_target().map(|t| t.to_string()))
+            .or_else(|| self.default_target())
             .ok_or("irc: the event has no target and no default-room is set")?;
         let target = proto::clean(&target);
         if target.is_empty() || target.contains(' ') {

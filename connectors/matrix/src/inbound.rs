@@ -247,10 +247,10 @@ pub(crate) fn translate(raw: &Value, room: &str, ctx: &dyn Context) -> Vec<AnyEv
         return Vec::new();
     };
     let meta = |e: &mut EventMeta, user_id: &str| {
-        e.user = Some(ctx.display_name(room, user_id));
-        e.user_id = Some(user_id.to_owned());
-        e.target = Some(room.to_owned());
-        e.event_id = ev.event_id.clone();
+        e.user = Some(ctx.display_name(room, user_id).into());
+        e.user_id = Some(user_id.into());
+        e.target = Some(room.into());
+        e.event_id = ev.event_id.as_deref().map(Into::into);
         e.raw_event = Some(raw.clone());
     };
     let one = |mut event: AnyEvent, user_id: &str| {
@@ -332,8 +332,8 @@ pub(crate) fn translate(raw: &Value, room: &str, ctx: &dyn Context) -> Vec<AnyEv
                 {
                     let mut event = AnyEvent::new(UserRole::new(role_name(new)));
                     meta(event.meta_mut(), sender);
-                    event.meta_mut().user_id = Some(user.clone());
-                    event.meta_mut().user = Some(ctx.display_name(room, user));
+                    event.meta_mut().user_id = Some(user.as_str().into());
+                    event.meta_mut().user = Some(ctx.display_name(room, user).into());
                     out.push(event);
                 }
             }

@@ -24,31 +24,47 @@ impl SocketId {
         Ok(Self(u128::from_le_bytes(bytes)))
     }
 
-    /// Parses the uuid-like form; anything else is no id of ours.
+    /// Parses the uuid-like form; anything else is no id of ours. Every reply parses its
+    /// target, so this decodes through a table, two 64-bit halves at a time.
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 36 {
+        let b = text.as_bytes();
+        if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
             return None;
         }
-        let mut value: u128 = 0;
-        for (i, &c) in bytes.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return None;
-                }
-                continue;
+        let mut invalid = 0u8;
+        let mut hex = |digits: &[u8], mut value: u64| {
+            for &c in digits {
+                let d = HEX[c as usize];
+                invalid |= d;
+                value = (value << 4) | u64::from(d & 0x0f);
             }
-            let digit = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                _ => return None,
-            };
-            value = (value << 4) | u128::from(digit);
-        }
-        Some(Self(value))
+            value
+        };
+        let high = hex(&b[0..8], 0);
+        let high = hex(&b[9..13], high);
+        let high = hex(&b[14..18], high);
+        let low = hex(&b[19..23], 0);
+        let low = hex(&b[24..36], low);
+        (invalid & 0xf0 == 0).then(|| Self((u128::from(high) << 64) | u128::from(low)))
     }
 }
+
+/// Each byte's value as a hex digit, or 0xff for a byte that is not one.
+const HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Display for SocketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -400,6 +416,21 @@ mod tests {
             SocketId(0x0123_4567_89ab_cdef_0011_2233_4455_6677).to_string(),
             "01234567-89ab-cdef-0011-223344556677"
         );
+        let known = "01234567-89ab-cdef-0011-223344556677";
+        assert_eq!(
+            SocketId::parse(known),
+            Some(SocketId(0x0123_4567_89ab_cdef_0011_2233_4455_6677))
+        );
+        // A wrong byte anywhere, or a dash out of place, is no id.
+        for i in 0..known.len() {
+            let mut bad = known.as_bytes().to_vec();
+            bad[i] = if bad[i] == b'-' { b'0' } else { b'g' };
+            assert_eq!(
+                SocketId::parse(std::str::from_utf8(&bad).unwrap()),
+                None,
+                "{i}"
+            );
+        }
     }
 
     #[test]

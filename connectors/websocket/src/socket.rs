@@ -74,7 +74,8 @@ impl Socket {
             accepting,
             mut limits,
         } = self;
-        let target = guard.id().to_string();
+        // One copy of the id for the socket's life: every event from it shares this one.
+        let target: Arc<str> = Arc::from(guard.id().to_string());
         guard.register(outbox.clone());
         // Shutdown may have listed the open sockets just before this one registered.
         if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
@@ -136,7 +137,7 @@ async fn serve(
     ws: &mut WebSocketStream<TcpStream>,
     outbox: &Outbox,
     bot: &Bot,
-    target: &str,
+    target: &Arc<str>,
     limits: &mut crate::limits::Limits,
 ) -> End {
     let mut batch = VecDeque::new();
@@ -219,7 +220,7 @@ async fn write_batch(
 /// JSON that is not an object, an object whose `message` is missing or not a string) is taken
 /// as text, whole.
 #[doc(hidden)]
-pub fn to_event(frame: &str, target: &str) -> Message {
+pub fn to_event(frame: &str, target: &Arc<str>) -> Message {
     if frame.trim_start().starts_with('{')
         && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(frame)
     {
@@ -227,13 +228,13 @@ pub fn to_event(frame: &str, target: &str) -> Message {
             Some(Value::String(s)) => s.clone(),
             _ => frame.to_owned(),
         };
-        let mut message = Message::new(text).target(target);
+        let mut message = Message::new(text).target(target.clone());
         if let Some(Value::String(user)) = object.get("user") {
             message = message.user(user.clone());
         }
         return message.raw_event(Value::Object(object));
     }
-    Message::new(frame).target(target)
+    Message::new(frame).target(target.clone())
 }
 
 #[cfg(test)]
@@ -242,14 +243,15 @@ mod tests {
 
     #[test]
     fn frames_become_messages_for_their_own_socket() {
-        let m = to_event("hello", "A");
+        let a: Arc<str> = Arc::from("A");
+        let m = to_event("hello", &a);
         assert_eq!(
             (m.text.as_str(), m.meta.target.as_deref()),
             ("hello", Some("A"))
         );
         assert!(m.meta.user.is_none() && m.meta.raw_event.is_none());
 
-        let m = to_event(r#" {"message": "hi", "user": "bob", "socket": "B"}"#, "A");
+        let m = to_event(r#" {"message": "hi", "user": "bob", "socket": "B"}"#, &a);
         assert_eq!(m.text, "hi");
         assert_eq!(m.meta.user.as_deref(), Some("bob"));
         assert_eq!(m.meta.target.as_deref(), Some("A"));
@@ -263,11 +265,11 @@ mod tests {
             "{not json",
             r#"{"message": 5}"#,
         ] {
-            let m = to_event(frame, "A");
+            let m = to_event(frame, &a);
             assert_eq!(m.text, frame);
             assert_eq!(m.meta.target.as_deref(), Some("A"));
         }
-        let m = to_event(r#"{"user": 7}"#, "A");
+        let m = to_event(r#"{"user": 7}"#, &a);
         assert!(m.meta.user.is_none());
     }
 }

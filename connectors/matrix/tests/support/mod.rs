@@ -155,5 +155,10 @@ pub async fn next_text(run: &mut TestRun, text: &str) -> AnyEvent {
 
 /// The `user_id` of the next parsed event of type `E` (see [`next_of`]).
 pub async fn user_id_of<E: Event>(run: &mut TestRun) -> Option<String> {
-    next_of::<E>(run).await.meta().user_id.clone()
+    next_of::<E>(run)
+        .await
+        .meta()
+        .user_id
+        .as_deref()
+        .map(str::to_owned)
 }
