@@ -141,12 +141,32 @@ async fn serve(
     limits: &mut crate::limits::Limits,
 ) -> End {
     let mut batch = VecDeque::new();
+    // Whether the last read attempt found no whole frame (so tungstenite holds none), and
+    // whether everything tungstenite had to send has been flushed since (a pong included).
+    // While both hold, another read attempt can only find nothing until the socket turns
+    // readable: after a reply is written the loop asks the socket's readiness (a flag)
+    // instead of running tungstenite's whole read path, buffer preparation included.
+    let mut drained = false;
+    let mut flushed = false;
     loop {
         let step = std::future::poll_fn(|cx| {
             if outbox.poll_ready(cx) {
                 return Poll::Ready(Step::Outgoing);
             }
-            ws.poll_next_unpin(cx).map(Step::Incoming)
+            if drained && flushed && ws.get_ref().poll_read_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+            flushed = false;
+            match ws.poll_next_unpin(cx) {
+                Poll::Ready(incoming) => {
+                    drained = false;
+                    Poll::Ready(Step::Incoming(incoming))
+                }
+                Poll::Pending => {
+                    drained = true;
+                    Poll::Pending
+                }
+            }
         })
         .await;
         let incoming = match step {
@@ -165,7 +185,7 @@ async fn serve(
                     match written {
                         None => return End::Close(super::registry::SLOW_CLIENT),
                         Some(Err(_)) => return End::Gone,
-                        Some(Ok(())) => {}
+                        Some(Ok(())) => flushed = true,
                     }
                 }
                 if let Some(reason) = close {
