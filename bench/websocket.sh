@@ -178,16 +178,18 @@ if [ "$SKIP_OPSDROID" != 1 ]; then
 fi
 
 failed=0
-for server in $SERVERS; do
-  for c in $CLIENTS; do
-    if [ "$c" = 1 ]; then n=$N1; else n=$((TOTAL / c)); fi
-    [ "$n" -lt "$MIN_N" ] && n=$MIN_N
-    if [ "$server" = opsdroid ]; then
-      cap=$((OPS_TOTAL / c)); [ "$cap" -lt "$OPS_MIN_N" ] && cap=$OPS_MIN_N
-      [ "$n" -gt "$cap" ] && n=$cap
-    fi
-    frame=$FRAME; [ "$server" = floor ] && frame=text
-    for r in $(seq 1 "$REPS"); do
+# Repetitions are interleaved (ours, floor, opsdroid, ours, floor, ...), so a slow spell of
+# the machine falls on every server rather than on one.
+for c in $CLIENTS; do
+  for r in $(seq 1 "$REPS"); do
+    for server in $SERVERS; do
+      if [ "$c" = 1 ]; then n=$N1; else n=$((TOTAL / c)); fi
+      [ "$n" -lt "$MIN_N" ] && n=$MIN_N
+      if [ "$server" = opsdroid ]; then
+        cap=$((OPS_TOTAL / c)); [ "$cap" -lt "$OPS_MIN_N" ] && cap=$OPS_MIN_N
+        [ "$n" -gt "$cap" ] && n=$cap
+      fi
+      frame=$FRAME; [ "$server" = floor ] && frame=text
       echo "== $server: $c clients x $n messages ($frame frames), rep $r/$REPS"
       start_server "$server" 2000
       out=$RUN/$server-c$c-r$r.out
@@ -270,6 +272,28 @@ for (server, c) in sorted(fig, key=lambda k: (k[1], order.get(k[0], 9), k[0])):
           f"| {num(f['cpu'], '.1f')} | {num(f['rss'], '.1f')} | {f['errors']} "
           f"| {ratios(f, fig.get(('opsdroid', c))) if server != 'opsdroid' else '-'} "
           f"| {ratios(f, fig.get(('floor', c))) if server != 'floor' else '-'} |")
+# Paired ratios: repetition k of a server against repetition k of the floor, run next to it.
+pairs = {}
+for r in load:
+    pairs.setdefault((r["label"], r["clients"]), []).append(r)
+paired = []
+for (server, c), rs in sorted(pairs.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
+    ref = pairs.get(("floor", c))
+    if server == "floor" or not ref:
+        continue
+    def each(key, rs=rs, ref=ref):
+        return [a[key] / b[key] for a, b in zip(rs, ref) if a.get(key) and b.get(key)]
+    cpu, rate, p99 = each("server_cpu_us_per_echo"), each("echoes_per_s"), each("p99_us")
+    if cpu:
+        fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs) + f" (median {statistics.median(xs):.2f})"
+        paired.append(f"| {server} | {c} | {fmt(cpu)} | {fmt(rate)} | {fmt(p99)} |")
+if paired:
+    print()
+    print("Each repetition against the floor's run next to it:")
+    print()
+    print("| server | clients | CPU per echo / floor's | echoes/s / floor's | p99 / floor's |")
+    print("|---|---|---|---|---|")
+    print("\n".join(paired))
 print()
 print("Ratios are this server's figure / the reference's: echoes/s / CPU per echo / p99 / peak RSS")
 print("(above 1 is better for echoes/s, below 1 is better for the other three). CPU per echo is the")
