@@ -78,6 +78,7 @@
 struct ReadmeDoctests;
 
 mod limits;
+mod outbox;
 mod registry;
 mod server;
 mod socket;
@@ -98,7 +99,8 @@ use connector_core::sync::lock;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use self::registry::{PushError, SHUTDOWN, SocketId};
+use self::outbox::{PushError, SHUTDOWN};
+use self::registry::SocketId;
 use self::server::{Server, Settings};
 
 /// The websocket connector's configuration section (see the [module docs](self)).

@@ -1,15 +1,13 @@
-//! Socket ids, reservations, and the sharded map of open sockets with their outboxes.
+//! Socket ids, reservations, and the sharded map of open sockets' outboxes.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::Context;
 use std::time::{Duration, Instant};
 
-use futures_util::task::AtomicWaker;
-use tokio_tungstenite::tungstenite::Message as Frame;
+use super::outbox::Outbox;
 
 /// A socket id: 128 bits from the operating system's CSPRNG, written like a uuid
 /// (`8-4-4-4-12` lowercase hex) so clients that expect opsdroid's uuid shape keep working.
@@ -106,140 +104,6 @@ type IdMap<V> = HashMap<SocketId, V, BuildHasherDefault<IdHasher>>;
 const SHARDS: usize = 16;
 /// How many expired, purged ids are remembered to answer 408 rather than 400.
 const EXPIRED_MEMORY: usize = 4096;
-
-/// Why a socket is being closed by the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CloseReason {
-    pub(crate) code: u16,
-    pub(crate) reason: &'static str,
-}
-
-/// Close code and reason on shutdown, as opsdroid sends them.
-pub(crate) const SHUTDOWN: CloseReason = CloseReason {
-    code: 1001,
-    reason: "Server shutdown",
-};
-/// Close code and reason for a client that does not read its replies.
-pub(crate) const SLOW_CLIENT: CloseReason = CloseReason {
-    code: 1008,
-    reason: "send queue full: the client is not reading its messages",
-};
-
-/// Why a frame could not be queued.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum PushError {
-    /// The socket is closing or closed.
-    Closed,
-    /// The queue was full: the socket is now being closed.
-    Full,
-}
-
-/// One socket's bounded outgoing queue, drained by that socket's task.
-///
-/// The task is woken through one [`AtomicWaker`] it registers on every poll, and two flags
-/// say why: a queued frame or close (`ready`), or an overflow that must stop a blocked write
-/// (`abort`). Registering a waker is a compare and a store, where waiting on a `Notify`
-/// costs a lock to enter its waiter list and another to leave it, on every turn of the loop.
-pub(crate) struct Outbox {
-    state: Mutex<OutState>,
-    waker: AtomicWaker,
-    /// Frames or a close request are waiting.
-    ready: AtomicBool,
-    /// Stop writing now (the queue overflowed while the writer was blocked).
-    abort: AtomicBool,
-    limit: usize,
-}
-
-#[derive(Default)]
-struct OutState {
-    frames: VecDeque<Frame>,
-    close: Option<CloseReason>,
-    gone: bool,
-}
-
-impl Outbox {
-    pub(crate) fn new(limit: usize) -> Self {
-        Self {
-            state: Mutex::new(OutState::default()),
-            waker: AtomicWaker::new(),
-            ready: AtomicBool::new(false),
-            abort: AtomicBool::new(false),
-            limit: limit.max(1),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, OutState> {
-        connector_core::sync::lock(&self.state)
-    }
-
-    /// Wakes the socket's task, unless it has been told already and not looked since.
-    fn signal(&self) {
-        if !self.ready.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
-        }
-    }
-
-    /// Queues a frame for the socket's writer.
-    pub(crate) fn push(&self, frame: Frame) -> Result<(), PushError> {
-        let mut state = self.lock();
-        if state.gone || state.close.is_some() {
-            return Err(PushError::Closed);
-        }
-        if state.frames.len() >= self.limit {
-            state.close = Some(SLOW_CLIENT);
-            state.frames.clear();
-            drop(state);
-            self.abort.store(true, Ordering::Release);
-            self.ready.store(true, Ordering::Release);
-            self.waker.wake();
-            return Err(PushError::Full);
-        }
-        state.frames.push_back(frame);
-        drop(state);
-        self.signal();
-        Ok(())
-    }
-
-    /// Asks the writer to close the socket once what is queued is sent.
-    pub(crate) fn close(&self, reason: CloseReason) {
-        let mut state = self.lock();
-        if state.close.is_none() && !state.gone {
-            state.close = Some(reason);
-        }
-        drop(state);
-        self.signal();
-    }
-
-    /// Registers the socket task's waker, then says whether frames or a close are waiting
-    /// (in that order, so a push in between is not missed).
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
-        self.waker.register(cx.waker());
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Registers the socket task's waker, then says whether the write in progress must stop.
-    pub(crate) fn poll_abort(&self, cx: &mut Context<'_>) -> bool {
-        self.waker.register(cx.waker());
-        self.abort.load(Ordering::Acquire)
-    }
-
-    /// Moves the queued frames into `batch` (swapping buffers, so both keep their
-    /// allocation) and says whether a close was asked for.
-    pub(crate) fn take(&self, batch: &mut VecDeque<Frame>) -> Option<CloseReason> {
-        // Cleared before looking: a push after this point signals again.
-        self.ready.store(false, Ordering::Release);
-        let mut state = self.lock();
-        std::mem::swap(&mut state.frames, batch);
-        state.close
-    }
-
-    /// The socket's task has ended: later pushes fail at once.
-    pub(crate) fn mark_gone(&self) {
-        let mut state = self.lock();
-        state.gone = true;
-        state.frames = VecDeque::new();
-    }
-}
 
 /// Whether a reservation can be used.
 pub(crate) enum Claim {
@@ -459,17 +323,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(matches!(reg.claim(b, true), Claim::Expired));
         assert!(matches!(reg.claim(b, true), Claim::Unknown));
-    }
-
-    #[test]
-    fn a_full_outbox_closes_the_socket() {
-        let outbox = Outbox::new(2);
-        outbox.push(Frame::text("a")).unwrap();
-        outbox.push(Frame::text("b")).unwrap();
-        assert_eq!(outbox.push(Frame::text("c")), Err(PushError::Full));
-        assert_eq!(outbox.push(Frame::text("d")), Err(PushError::Closed));
-        let mut batch = VecDeque::new();
-        assert_eq!(outbox.take(&mut batch), Some(SLOW_CLIENT));
-        assert!(batch.is_empty());
     }
 }

@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
-use super::registry::{Claim, Outbox, Registry, SocketId};
+use super::outbox::Outbox;
+use super::registry::{Claim, Registry, SocketId};
 use super::socket::Socket;
 
 pub(crate) const PATH: &str = "/connector/websocket";

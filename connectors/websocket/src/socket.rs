@@ -1,8 +1,6 @@
 //! One open websocket: its task reads client frames into the bot and writes the frames
 //! queued in its outbox, until the client leaves or the server closes it.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -18,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::registry::{CloseReason, Outbox, SHUTDOWN, SlotGuard};
+use super::outbox::{CloseReason, Outbox, Outgoing, SHUTDOWN, SocketIo};
+use super::registry::SlotGuard;
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -67,7 +66,7 @@ impl Socket {
     /// Serves the socket until it closes; the slot is freed when this returns.
     pub(crate) async fn run(self) {
         let Socket {
-            mut ws,
+            ws,
             mut guard,
             outbox,
             bot,
@@ -76,13 +75,27 @@ impl Socket {
         } = self;
         // One copy of the id for the socket's life: every event from it shares this one.
         let target: Arc<str> = Arc::from(guard.id().to_string());
+        outbox.attach(SocketIo::new(ws));
         guard.register(outbox.clone());
         // Shutdown may have listed the open sockets just before this one registered.
         if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
             outbox.close(SHUTDOWN);
         }
         tracing::debug!(socket = %target, "websocket connected");
-        let end = serve(&mut ws, &outbox, &bot, &target, &mut limits).await;
+        let end = serve(&outbox, &bot, &target, &mut limits).await;
+        // Senders queue from here on; the close handshake has the stream to itself.
+        if let Some(io) = outbox.detach() {
+            close(io.ws, end).await;
+        }
+        tracing::debug!(socket = %target, "websocket closed");
+        drop(guard);
+    }
+}
+
+/// Ends the connection as `end` says. On the heap: the handshake's futures would otherwise
+/// sit in every open socket's task for its whole life.
+fn close(mut ws: WebSocketStream<TcpStream>, end: End) -> connector_core::BoxFuture<'static, ()> {
+    Box::pin(async move {
         match end {
             End::Gone => {}
             End::Close(reason) => {
@@ -99,7 +112,6 @@ impl Socket {
                     if send_close(&mut ws, reason).await.is_ok() {
                         // Closing a socket with unread input makes the kernel send a reset,
                         // which can destroy the close frame before the client reads it.
-                        // On the heap: an array here would sit in every socket's future.
                         let mut sink = vec![0u8; 4096];
                         while matches!(ws.get_mut().read(&mut sink).await, Ok(n) if n > 0) {}
                     }
@@ -107,9 +119,7 @@ impl Socket {
                 .await;
             }
         }
-        tracing::debug!(socket = %target, "websocket closed");
-        drop(guard);
-    }
+    })
 }
 
 async fn send_close(
@@ -123,41 +133,53 @@ async fn send_close(
     .await
 }
 
-/// What woke the socket's loop.
+/// What the socket's loop does next.
 enum Step {
-    /// Frames or a close request are waiting in the outbox.
-    Outgoing,
     /// The client sent something (or went away).
     Incoming(Option<Result<Frame, WsError>>),
+    /// The connection ends.
+    End(End),
 }
 
-/// The socket's loop: outgoing frames first, then the next client frame. One poll function
-/// looks at both, so a turn of the loop costs no future built and dropped for either.
+/// The socket's loop: first what is queued for the client (most replies never come here:
+/// the sender writes them itself), then the client's next frame. Each turn is one poll
+/// function holding the stream, so a turn builds and drops no future.
 async fn serve(
-    ws: &mut WebSocketStream<TcpStream>,
     outbox: &Outbox,
     bot: &Bot,
     target: &Arc<str>,
     limits: &mut crate::limits::Limits,
 ) -> End {
-    let mut batch = VecDeque::new();
     // Whether the last read attempt found no whole frame (so tungstenite holds none), and
-    // whether everything tungstenite had to send has been flushed since (a pong included).
-    // While both hold, another read attempt can only find nothing until the socket turns
-    // readable: after a reply is written the loop asks the socket's readiness (a flag)
-    // instead of running tungstenite's whole read path, buffer preparation included.
+    // whether this task has flushed everything since (a pong included). While both hold,
+    // another read attempt can only find nothing until the socket turns readable: the loop
+    // asks the socket's readiness (a flag) instead of running tungstenite's read path.
     let mut drained = false;
     let mut flushed = false;
     loop {
         let step = std::future::poll_fn(|cx| {
-            if outbox.poll_ready(cx) {
-                return Poll::Ready(Step::Outgoing);
+            let ready = outbox.poll_ready(cx);
+            let mut io = outbox.io();
+            let Some(io) = io.as_mut() else {
+                return Poll::Ready(Step::End(End::Gone));
+            };
+            if ready || io.writing() {
+                match outbox.poll_write(io, cx) {
+                    Outgoing::Close(reason) => return Poll::Ready(Step::End(End::Close(reason))),
+                    Outgoing::Broken => return Poll::Ready(Step::End(End::Gone)),
+                    Outgoing::Flushed => flushed = true,
+                    Outgoing::Quiet => {}
+                }
+                if io.writing() {
+                    // The client is not reading: read nothing more until it does.
+                    return Poll::Pending;
+                }
             }
-            if drained && flushed && ws.get_ref().poll_read_ready(cx).is_pending() {
+            if drained && flushed && io.ws.get_ref().poll_read_ready(cx).is_pending() {
                 return Poll::Pending;
             }
             flushed = false;
-            match ws.poll_next_unpin(cx) {
+            match io.poll_next(cx) {
                 Poll::Ready(incoming) => {
                     drained = false;
                     Poll::Ready(Step::Incoming(incoming))
@@ -170,29 +192,7 @@ async fn serve(
         })
         .await;
         let incoming = match step {
-            Step::Outgoing => {
-                let close = outbox.take(&mut batch);
-                if !batch.is_empty() {
-                    let write = write_batch(ws, &mut batch);
-                    tokio::pin!(write);
-                    let written = std::future::poll_fn(|cx| {
-                        if outbox.poll_abort(cx) {
-                            return Poll::Ready(None);
-                        }
-                        write.as_mut().poll(cx).map(Some)
-                    })
-                    .await;
-                    match written {
-                        None => return End::Close(super::registry::SLOW_CLIENT),
-                        Some(Err(_)) => return End::Gone,
-                        Some(Ok(())) => flushed = true,
-                    }
-                }
-                if let Some(reason) = close {
-                    return End::Close(reason);
-                }
-                continue;
-            }
+            Step::End(end) => return end,
             Step::Incoming(incoming) => incoming,
         };
         match incoming {
@@ -219,17 +219,6 @@ async fn serve(
             None => return End::Gone,
         }
     }
-}
-
-/// Writes every queued frame, then flushes once.
-async fn write_batch(
-    ws: &mut WebSocketStream<TcpStream>,
-    batch: &mut VecDeque<Frame>,
-) -> Result<(), WsError> {
-    while let Some(frame) = batch.pop_front() {
-        ws.feed(frame).await?;
-    }
-    ws.flush().await
 }
 
 /// A client frame as a `Message` whose target is always the socket it arrived on.

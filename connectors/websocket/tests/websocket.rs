@@ -22,6 +22,18 @@ fn skills() -> Vec<Skill> {
                 .await
         })
         .regex("^whoami$"),
+        Skill::new("flood", |ctx: SkillContext| async move {
+            let n: usize = ctx.group(1).unwrap_or("0").parse().unwrap_or(0);
+            let reply = "x".repeat(60_000);
+            for _ in 0..n {
+                // A refused send (the socket is being closed) ends the flood.
+                if ctx.respond(reply.as_str()).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), BoxError>(())
+        })
+        .regex(r"^flood (\d+)$"),
         Skill::new("typing", |ctx: SkillContext| async move {
             ctx.respond(Typing::new(true)).await?;
             ctx.respond("typed").await
@@ -318,6 +330,42 @@ async fn a_binary_frame_closes_with_1003() -> anyhow::Result<()> {
     .await;
     drop(ws);
     reserve_eventually(server.addr).await?;
+    server.run.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_replies_is_closed_with_1008_and_others_go_on()
+-> anyhow::Result<()> {
+    let server = start("{send-queue: 4}").await?;
+    let mut ws = client(server.addr).await?;
+    // 300 replies of 60 KB to one message: the kernel's buffers take a few dozen, then the
+    // send queue fills while this client reads nothing.
+    ws.send(Frame::text("flood 300")).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A client that reads is served meanwhile.
+    still_serves(server.addr).await?;
+    // Now read: the replies that got out, then the close.
+    let mut replies = 0;
+    let code = loop {
+        match next(&mut ws).await {
+            Frame::Text(t) => {
+                assert_eq!(t.len(), 60_000, "a whole reply");
+                replies += 1;
+            }
+            Frame::Close(Some(frame)) => break u16::from(frame.code),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        code, 1008,
+        "closed for not reading (after {replies} replies)"
+    );
+    assert!(
+        replies < 300,
+        "all {replies} replies were held for a client that did not read"
+    );
+    still_serves(server.addr).await?;
     server.run.shutdown().await?;
     Ok(())
 }
