@@ -2,6 +2,10 @@
 //! (parse), the echo skill matches and responds, and the reply is dispatched back through the
 //! connector's `send`. A [`MemoryConnector`] stands in for the chat service.
 //!
+//! `echo_round_trip/current_thread` and `/multi_thread` inject from outside the runtime (the
+//! benchmark's thread), so on the multi-thread runtime every round trip crosses threads twice;
+//! `/multi_thread_in_task` injects from a task on the runtime, as a connector does.
+//!
 //! `cargo bench -p connector-tests --bench in_process`
 
 use std::hint::black_box;
@@ -83,6 +87,26 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(async { black_box(harness.round_trip("hello").await) }))
         });
+        if name.ends_with("multi_thread") {
+            // The same round trip, driven from a task on the runtime, as a connector is.
+            let mut slot = Some(harness);
+            group.bench_function("echo_round_trip/multi_thread_in_task", |b| {
+                b.iter_custom(|iters| {
+                    let mut h = slot.take().expect("the harness");
+                    let task = rt.spawn(async move {
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            black_box(h.round_trip("hello").await);
+                        }
+                        (h, start.elapsed())
+                    });
+                    let (h, elapsed) = rt.block_on(task).expect("the task");
+                    slot = Some(h);
+                    elapsed
+                })
+            });
+            harness = slot.take().expect("the harness");
+        }
         drop(harness);
         rt.shutdown_timeout(Duration::from_secs(2));
     }
