@@ -123,16 +123,15 @@ for server in $SERVERS; do
   dump=$RUN/$server.cg.1   # callgrind numbers the dumps it is asked for
   if [ "$server" = ours ]; then
     stages=(
-      "socket task (the connector's serve loop)=connector_websocket::socket::serve"
-      "  reading frames (tungstenite read_frame)=FrameCodec::read_frame"
-      "  frame to event (to_event)=connector_websocket::socket::to_event"
-      "  parse until queued (Bot::parse)=connector_core::bot::Bot::parse"
-      "  writing replies (write_batch)=connector_websocket::socket::write_batch"
-      "conversation task (route::converse)=connector_core::route::(converse|run_worker)"
-      "  planning (Skills::plan)=Skills>::plan|skill::plan::.*::plan"
-      "  skill + respond + dispatch (run_guarded)=connector_core::worker::run_guarded"
-      "    respond (prepare_response)=connector_core::respond::prepare_response"
-      "    dispatch to the connector (Bot::send)=connector_core::bot::Bot::send"
+      "every task on the runtime (the socket's and the conversation's)=TrackedFuture<F> as core::future::future::Future>::poll"
+      "socket task: reading frames (tungstenite read_frame)=FrameCodec::read_frame"
+      "socket task: frame to event (to_event)=connector_websocket::socket::to_event"
+      "socket task: parse until queued (Hub::parse)=connector_core::hub::Hub as connector_core::bot::BotCore>::parse"
+      "conversation task: next event (route::Shared::next)=connector_core::route::Shared::next"
+      "conversation task: planning (Skills::plan)=Skills>::plan|skill::plan::.*::plan"
+      "conversation task: skill, respond, dispatch, write (run_guarded)=connector_core::worker::run_guarded"
+      "  respond (prepare_response)=connector_core::respond::prepare_response"
+      "  the connector's send (Outbox::push, the write included)=connector_websocket::(outbox::Outbox|registry::Outbox|Websocket)::push"
     )
   else
     stages=(
