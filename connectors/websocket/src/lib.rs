@@ -69,7 +69,12 @@
 //! handshake frees its slot as soon as its connection ends.
 //!
 //! **Memory.** Each socket reads through a 4 KiB buffer (tungstenite's default is 128 KiB)
-//! and allocates its write buffer only when it has something to send.
+//! and allocates its write buffer only when it has something to send; hyper's buffer from
+//! the upgrade is let go before the socket runs.
+//!
+//! **Replies.** A reply that finds its socket idle is written at once by the task that sends
+//! it; otherwise it waits in the socket's queue (`send-queue`) for the socket's task. Either
+//! way frames leave in the order they were sent.
 #![deny(missing_docs)]
 
 /// The crate README's examples, compiled as doctests.

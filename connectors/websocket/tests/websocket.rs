@@ -339,9 +339,10 @@ async fn a_client_that_does_not_read_its_replies_is_closed_with_1008_and_others_
 -> anyhow::Result<()> {
     let server = start("{send-queue: 4}").await?;
     let mut ws = client(server.addr).await?;
-    // 300 replies of 60 KB to one message: the kernel's buffers take a few dozen, then the
-    // send queue fills while this client reads nothing.
-    ws.send(Frame::text("flood 300")).await?;
+    // Up to 1000 replies of 60 KB to one message (60 MB, more than any socket buffers
+    // hold): the kernel's buffers take a few dozen, then the send queue fills while this
+    // client reads nothing, and the flood stops at the first refused send.
+    ws.send(Frame::text("flood 1000")).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // A client that reads is served meanwhile.
     still_serves(server.addr).await?;
@@ -362,7 +363,7 @@ async fn a_client_that_does_not_read_its_replies_is_closed_with_1008_and_others_
         "closed for not reading (after {replies} replies)"
     );
     assert!(
-        replies < 300,
+        replies < 1000,
         "all {replies} replies were held for a client that did not read"
     );
     still_serves(server.addr).await?;
