@@ -176,7 +176,7 @@ impl Outbox {
         // Under the queue's lock, so no frame can be queued between this look and the write.
         let frame = if state.frames.is_empty() {
             match self.write_now(frame) {
-                Ok(()) => return Ok(()),
+                Ok(written) => return written,
                 Err(frame) => frame,
             }
         } else {
@@ -198,8 +198,9 @@ impl Outbox {
     }
 
     /// Writes `frame` from the sender's own task, if the stream is free (never waiting for
-    /// it) and has nothing waiting; hands the frame back otherwise.
-    fn write_now(&self, frame: Frame) -> Result<(), Frame> {
+    /// it) and has nothing waiting; hands the frame back otherwise. A write that fails says
+    /// so to the sender (the connection is gone), where a queued frame could not.
+    fn write_now(&self, frame: Frame) -> Result<Result<(), PushError>, Frame> {
         let mut guard = match self.io.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -211,14 +212,21 @@ impl Outbox {
         io.batch.push_back(frame);
         // No waker of ours to leave behind: if the socket cannot take it all now, the
         // socket's task finishes the write with its own.
-        match io.poll_write(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => return Ok(()),
-            Poll::Ready(Err(_)) => io.broken = true,
-            Poll::Pending => io.unflushed = true,
-        }
+        let written = match io.poll_write(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => return Ok(Ok(())),
+            Poll::Ready(Err(_)) => {
+                io.broken = true;
+                Err(PushError::Closed)
+            }
+            Poll::Pending => {
+                io.unflushed = true;
+                Ok(())
+            }
+        };
         drop(guard);
+        // The socket's task ends a broken connection, or finishes the write.
         self.signal();
-        Ok(())
+        Ok(written)
     }
 
     /// Asks the writer to close the socket once what is queued is sent.
