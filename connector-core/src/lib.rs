@@ -30,6 +30,7 @@ pub mod program;
 // The event model and the built-in events.
 pub mod events;
 pub mod model;
+mod raw;
 
 // What connectors and bots are configured and fail with, and helpers for connector authors.
 pub mod config;
@@ -53,7 +54,7 @@ pub use context::SkillContext;
 pub use error::{BotError, BoxError, ConnectorError, Outcome, Result, SendError};
 pub use lifecycle::Runner;
 pub use memory::{Memory, MemoryError};
-pub use model::{AnyEvent, Event, EventKind, EventMeta, Linked};
+pub use model::{AnyEvent, Event, EventKind, EventMeta, Linked, RawEvent};
 pub use skill::{Matcher, Skill};
 
 #[cfg(feature = "macros")]
@@ -70,7 +71,7 @@ pub mod prelude {
     pub use crate::error::{BoxError, ConnectorError, Result, SendError};
     pub use crate::events::*;
     pub use crate::memory::{Memory, MemoryError};
-    pub use crate::model::{AnyEvent, Event, EventMeta, Linked};
+    pub use crate::model::{AnyEvent, Event, EventMeta, Linked, RawEvent};
     pub use crate::skill::{Matcher, Skill};
     #[cfg(feature = "macros")]
     pub use connector_macros::{Event, connector, register_event};

@@ -14,6 +14,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use crate::raw::RawEvent;
+
 /// A static description of one event type: its name and its parent.
 ///
 /// Every [`Event`] has one (`Event::KIND`); it is what `#[connector]` lists in a connector's
@@ -150,8 +152,9 @@ pub struct EventMeta {
     pub event_id: Option<Arc<str>>,
     /// The event this one answers, edits, reacts to or pins.
     pub linked_event: Option<Linked>,
-    /// The platform's raw payload, for connectors and skills that need more than the fields.
-    pub raw_event: Option<serde_json::Value>,
+    /// The platform's raw payload, for connectors and skills that need more than the fields
+    /// (read it as a `serde_json::Value`: `raw_event.as_deref()`).
+    pub raw_event: Option<RawEvent>,
     /// When the event object was created.
     pub created: SystemTime,
     /// Named values extracted by matchers (regex named groups).
@@ -271,9 +274,10 @@ pub trait Event: Clone + fmt::Debug + Send + Sync + 'static {
         self.meta_mut().linked_event = Some(linked);
         self
     }
-    /// Keeps the platform's raw payload.
-    fn raw_event(mut self, raw: serde_json::Value) -> Self {
-        self.meta_mut().raw_event = Some(raw);
+    /// Keeps the platform's raw payload (a `serde_json::Value`, or a [`RawEvent`] that
+    /// keeps JSON text until it is read).
+    fn raw_event(mut self, raw: impl Into<RawEvent>) -> Self {
+        self.meta_mut().raw_event = Some(raw.into());
         self
     }
 }

@@ -278,7 +278,10 @@ fn builders_set_every_metadata_field() {
     let link = m.linked_event.as_ref().expect("linked event");
     assert_eq!(link.id(), Some("orig-1"));
     assert_eq!(link.event().and_then(AnyEvent::text), Some("original"));
-    assert_eq!(m.raw_event, Some(json!({"type": "message", "ts": "1.2"})));
+    assert_eq!(
+        m.raw_event.as_deref(),
+        Some(&json!({"type": "message", "ts": "1.2"}))
+    );
     assert!(m.entities.is_empty());
 
     let by_id = Reaction::new("👍").linked_event(Linked::Id("ts-42".to_owned()));

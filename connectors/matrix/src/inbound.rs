@@ -246,12 +246,14 @@ pub(crate) fn translate(raw: &Value, room: &str, ctx: &dyn Context) -> Vec<AnyEv
     let Some(ev) = typed::<RoomEvent>(raw, "room event") else {
         return Vec::new();
     };
+    // One payload shared by every event made from it.
+    let shared = RawEvent::from(raw.clone());
     let meta = |e: &mut EventMeta, user_id: &str| {
         e.user = Some(ctx.display_name(room, user_id).into());
         e.user_id = Some(user_id.into());
         e.target = Some(room.into());
         e.event_id = ev.event_id.as_deref().map(Into::into);
-        e.raw_event = Some(raw.clone());
+        e.raw_event = Some(shared.clone());
     };
     let one = |mut event: AnyEvent, user_id: &str| {
         meta(event.meta_mut(), user_id);

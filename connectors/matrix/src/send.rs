@@ -186,7 +186,7 @@ impl Matrix {
             Some(ev) => ev
                 .meta()
                 .raw_event
-                .as_ref()
+                .as_deref()
                 .and_then(|r| thread_root(r).map(str::to_owned)),
             // Only an id: ask the homeserver whether that event is in a thread.
             None if reply => {

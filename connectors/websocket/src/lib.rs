@@ -82,6 +82,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod frame;
 mod limits;
 mod outbox;
 mod registry;
@@ -91,7 +92,7 @@ mod socket;
 pub use connector_core::rate::RateLimit;
 
 #[doc(hidden)]
-pub use socket::to_event;
+pub use frame::to_event;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use connector_core::prelude::*;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -16,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::frame::to_event;
 use super::outbox::{CloseReason, Outbox, Outgoing, SHUTDOWN, SocketIo};
 use super::registry::SlotGuard;
 
@@ -218,67 +218,5 @@ async fn serve(
             }
             None => return End::Gone,
         }
-    }
-}
-
-/// A client frame as a `Message` whose target is always the socket it arrived on.
-///
-/// A frame that is a JSON object (it starts with `{` after optional whitespace, and parses)
-/// gives `message` as the text when it is a string, `user` when it is a string, and keeps the
-/// object as `raw_event`; a `socket` field is ignored for routing. Anything else (plain text,
-/// JSON that is not an object, an object whose `message` is missing or not a string) is taken
-/// as text, whole.
-#[doc(hidden)]
-pub fn to_event(frame: &str, target: &Arc<str>) -> Message {
-    if frame.trim_start().starts_with('{')
-        && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(frame)
-    {
-        let text = match object.get("message") {
-            Some(Value::String(s)) => s.clone(),
-            _ => frame.to_owned(),
-        };
-        let mut message = Message::new(text).target(target.clone());
-        if let Some(Value::String(user)) = object.get("user") {
-            message = message.user(user.clone());
-        }
-        return message.raw_event(Value::Object(object));
-    }
-    Message::new(frame).target(target.clone())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_become_messages_for_their_own_socket() {
-        let a: Arc<str> = Arc::from("A");
-        let m = to_event("hello", &a);
-        assert_eq!(
-            (m.text.as_str(), m.meta.target.as_deref()),
-            ("hello", Some("A"))
-        );
-        assert!(m.meta.user.is_none() && m.meta.raw_event.is_none());
-
-        let m = to_event(r#" {"message": "hi", "user": "bob", "socket": "B"}"#, &a);
-        assert_eq!(m.text, "hi");
-        assert_eq!(m.meta.user.as_deref(), Some("bob"));
-        assert_eq!(m.meta.target.as_deref(), Some("A"));
-        assert_eq!(m.meta.raw_event.as_ref().unwrap()["socket"], "B");
-
-        for frame in [
-            "42",
-            r#"["x"]"#,
-            r#""str""#,
-            "null",
-            "{not json",
-            r#"{"message": 5}"#,
-        ] {
-            let m = to_event(frame, &a);
-            assert_eq!(m.text, frame);
-            assert_eq!(m.meta.target.as_deref(), Some("A"));
-        }
-        let m = to_event(r#"{"user": 7}"#, &a);
-        assert!(m.meta.user.is_none());
     }
 }
