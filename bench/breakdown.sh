@@ -17,6 +17,8 @@
 #   CLIENTS=1000 MSGS=20 FRAME=json BOT=/path/to/another/bot bash bench/breakdown.sh
 #
 # Options (environment): CLIENTS=100, MSGS=100 (per client; DHAT's second run doubles it),
+# CACHE=1 (callgrind also simulates the caches and prints misses per echo: I1mr/D1mr/D1mw
+# are first-level misses, ILmr/DLmr/DLmw last-level ones),
 # FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat",
 # BOT (a `bot` binary
 # to measure instead of this checkout's), PORT_BASE=18500, BENCH_DIR=/tmp/connector-bench.
@@ -112,8 +114,9 @@ for server in $SERVERS; do
 
   # 1. Instructions.
   case " ${PHASES:-cg strace dhat} " in *" cg "*)
+  cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes)
   start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
-    valgrind --tool=callgrind --callgrind-out-file="$RUN/$server.cg"
+    valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$RUN/$server.cg"
   load 5 > /dev/null
   callgrind_control --zero "$PID" > /dev/null 2>&1
   echoes=$(load "$MSGS")
@@ -138,6 +141,19 @@ for server in $SERVERS; do
       "the echo task (ws_echo::echo)=ws_echo::echo"
       "  reading frames (tungstenite read_frame)=FrameCodec::read_frame"
     )
+  fi
+  if [ "${CACHE:-0}" = 1 ]; then
+    # The simulated caches (valgrind's model of this machine's L1 and last level): misses
+    # per echo, the part of the cost instruction counts do not show.
+    callgrind_annotate --auto=no --threshold=100 "$dump" 2>/dev/null | python3 -c '
+import sys
+lines = sys.stdin.read().splitlines()
+events = next(l.split(":", 1)[1].split() for l in lines if l.startswith("Events shown:"))
+totals = [t for t in next(l for l in lines if "PROGRAM TOTALS" in l).split() if t[0].isdigit()]
+values = [int(v.replace(",", "")) for v in totals[: len(events)]]
+echoes = int(sys.argv[1])
+print("simulated cache, per echo: " + ", ".join(f"{e} {v / echoes:,.1f}" for e, v in zip(events, values)))
+' "$echoes"
   fi
   python3 "$ROOT/bench/callgrind_costs.py" "$dump" "$echoes" "${stages[@]}" \
     "self:allocator (own cost)=^(malloc|free|realloc|calloc|_int_malloc|_int_free|_int_realloc|cfree|malloc_consolidate|tcache_.*)$" \
