@@ -17,6 +17,7 @@
 #   CLIENTS=1000 MSGS=20 FRAME=json BOT=/path/to/another/bot bash bench/breakdown.sh
 #
 # Options (environment): CLIENTS=100, MSGS=100 (per client; DHAT's second run doubles it),
+# STAGES=1 (build without the release profile's LTO, so the stages are not inlined away),
 # CACHE=1 (callgrind also simulates the caches and prints misses per echo: I1mr/D1mr/D1mw
 # are first-level misses, ILmr/DLmr/DLmw last-level ones),
 # FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat",
@@ -39,10 +40,17 @@ done
 ulimit -n 65536 2>/dev/null || true
 
 cd "$ROOT"
-echo "== building (release)"
+if [ "${STAGES:-0}" = 1 ]; then
+  # The release profile's fat LTO inlines the stages into one another, so their rows would
+  # read "inlined": STAGES=1 builds without it (cargo's default release settings) in a
+  # target directory of its own, so that switching back and forth rebuilds nothing.
+  export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+  export CARGO_TARGET_DIR=$ROOT/target/breakdown-stages
+fi
+echo "== building (release${STAGES:+, STAGES=$STAGES})"
 cargo build --release --bin bot --bin ws-load --bin ws-echo
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+TARGET_DIR=${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}
 BIN=${TARGET_DIR:-$ROOT/target}/release
 BOT=${BOT:-$BIN/bot}
 RUN=$BENCH_DIR/breakdown-$(date +%Y%m%d-%H%M%S)

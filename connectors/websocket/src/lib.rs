@@ -44,9 +44,10 @@
 //!
 //! **Client frames.** A text frame that is a JSON object (`{"message": "hi", "user": "bob",
 //! "socket": "<id>"}`) gives a `Message` with `message` as its text and `user` as its user;
-//! the object is kept as `raw_event`. Everything else is the text, whole: plain text, JSON
-//! that is not an object (`42`, `["x"]`, `"str"`, `null`), and an object whose `message` is
-//! missing or not a string. The message's target is always the socket the frame arrived on:
+//! the object is kept as `raw_event` (as its text, which becomes a `serde_json::Value` only
+//! when a skill reads it: a frame costs one pass over it). Everything else is the text,
+//! whole: plain text, JSON that is not an object (`42`, `["x"]`, `"str"`, `null`), and an
+//! object whose `message` is missing or not a string. The message's target is always the socket the frame arrived on:
 //! a `socket` field naming another socket does not redirect the reply (opsdroid's sends
 //! replies to a frame without one to the oldest socket). A binary frame closes the socket
 //! with 1003 ("binary frames are not supported; send text"); a frame or message over
