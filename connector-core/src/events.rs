@@ -25,7 +25,6 @@
 //! Every event also carries [`EventMeta`]: user, user_id, target, connector, event_id,
 //! linked_event, raw_event, created and entities.
 
-use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta};
 macro_rules! root_event {
     ($(#[$doc:meta])* $name:ident { $( $(#[$fdoc:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Debug)]
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
         pub struct $name {
             $( $(#[$fdoc])* pub $field: $ty, )*
             /// The common event metadata.
@@ -50,18 +49,21 @@ macro_rules! root_event {
 macro_rules! child_event {
     ($(#[$doc:meta])* $name:ident : $parent:ident ($pfield:ident)) => {
         $(#[$doc])*
-        #[derive(Clone, Debug)]
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
         pub struct $name {
             #[doc = concat!("The `", stringify!($parent), "` this event is.")]
             pub $pfield: $parent,
         }
 
+        crate::wire::register!($name);
+
         impl Event for $name {
-            const KIND: &'static EventKind = &EventKind::__new(
-                stringify!($name),
-                Some(<$parent as Event>::KIND),
-                TypeId::of::<$name>,
-            );
+            const KIND: &'static EventKind =
+                &EventKind::__new::<$name>(
+                    stringify!($name),
+                    Some(<$parent as Event>::KIND),
+                    crate::wire::Codec::of::<$name>(),
+                );
             type Parent = $parent;
             fn meta(&self) -> &EventMeta {
                 self.$pfield.meta()
@@ -247,15 +249,17 @@ impl Reaction {
 
 /// Where a file's content is: exactly one of bytes or a URL, so the "neither or both" error
 /// opsdroid raises at run time cannot be built here.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FileSource {
-    /// The content itself.
-    Bytes(Arc<[u8]>),
+    /// The content itself (base64 on the wire).
+    Bytes(#[serde(with = "crate::wire::base64_bytes")] Arc<[u8]>),
     /// A URL to fetch it from, with the headers to send.
     Url {
         /// The URL.
         url: String,
         /// Headers for the request (an auth token, say).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         headers: BTreeMap<String, String>,
     },
 }

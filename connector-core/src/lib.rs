@@ -39,6 +39,7 @@ pub mod memory;
 pub mod rate;
 pub mod sync;
 pub mod web;
+pub mod wire;
 
 pub mod testing;
 

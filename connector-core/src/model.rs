@@ -24,21 +24,24 @@ pub struct EventKind {
     name: &'static str,
     parent: Option<&'static EventKind>,
     type_id: fn() -> TypeId,
+    /// How the event is written and read on the wire ([`crate::wire`]).
+    pub(crate) codec: crate::wire::Codec,
 }
 
 impl EventKind {
-    /// Builds a kind. Called by `#[derive(Event)]` and the built-in events; `type_id` must be
-    /// `TypeId::of::<TheEvent>`.
+    /// Builds the kind of `E`. Called by `#[derive(Event)]` and the built-in events, with
+    /// `Codec::of::<E>()`.
     #[doc(hidden)]
-    pub const fn __new(
+    pub const fn __new<E: Event>(
         name: &'static str,
         parent: Option<&'static EventKind>,
-        type_id: fn() -> TypeId,
+        codec: crate::wire::Codec,
     ) -> Self {
         Self {
             name,
             parent,
-            type_id,
+            type_id: TypeId::of::<E>,
+            codec,
         }
     }
 
@@ -92,11 +95,12 @@ impl fmt::Display for EventKind {
 }
 
 /// One named entity extracted from an event (a regex group, an NLU slot).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
     /// The value; a list when several values were appended under one name.
     pub value: serde_json::Value,
     /// How sure the extractor was, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
 }
 
@@ -105,7 +109,8 @@ pub type Entities = BTreeMap<String, Entity>;
 
 /// What an event's `linked_event` points at: the event itself, or only its id (a Slack `ts`,
 /// a Matrix event id), as in opsdroid.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Linked {
     /// The platform id of the linked event.
     Id(String),
@@ -138,26 +143,37 @@ impl Linked {
 /// sharing them costs a reference count where a `String` would cost an allocation and a copy
 /// each time. Read them as `&str` with `as_deref()`; set them from a `String` or `&str` with
 /// `.into()` or the [`Event`] builder methods.
-#[derive(Clone, Debug)]
+///
+/// On the wire ([`crate::wire`]) fields that are `None` or empty are left out.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EventMeta {
     /// Display name of the user who caused the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<Arc<str>>,
     /// Platform id of that user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Arc<str>>,
     /// Where the event happened or should go: a room, channel or socket id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Arc<str>>,
     /// Instance name of the connector the event came from or goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector: Option<Arc<str>>,
     /// Platform id of this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Arc<str>>,
     /// The event this one answers, edits, reacts to or pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_event: Option<Linked>,
     /// The platform's raw payload, for connectors and skills that need more than the fields
     /// (read it as a `serde_json::Value`: `raw_event.as_deref()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_event: Option<RawEvent>,
     /// When the event object was created.
+    #[serde(default = "SystemTime::now")]
     pub created: SystemTime,
     /// Named values extracted by matchers (regex named groups).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub entities: Entities,
 }
 
@@ -223,6 +239,9 @@ impl EventMeta {
 /// child event holds its parent event (and through it the metadata) and names it as
 /// `Parent`, so `Blocks` with `Parent = Message` is a `Message` everywhere a `Message` is
 /// accepted through [`Is`] or `include_subclasses`.
+///
+/// Every event type is also `Serialize` and `Deserialize` (`#[derive(Event)]` requires it),
+/// so that it can cross between the processes of a bot ([`crate::wire`]).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a connector event",
     label = "not an event type",
@@ -375,6 +394,11 @@ impl AnyEvent {
         self.0.kind()
     }
 
+    /// The concrete event, for a [`crate::wire::Codec`] to downcast.
+    pub(crate) fn as_any(&self) -> &dyn Any {
+        self.0.as_any()
+    }
+
     /// The concrete event's type name (`"Message"`).
     pub fn name(&self) -> &'static str {
         self.0.kind().name()
@@ -450,11 +474,12 @@ impl<E: Event> From<E> for AnyEvent {
 macro_rules! impl_root_event {
     ($name:ident) => {
         impl $crate::model::Event for $name {
-            const KIND: &'static $crate::model::EventKind = &$crate::model::EventKind::__new(
-                stringify!($name),
-                None,
-                ::std::any::TypeId::of::<$name>,
-            );
+            const KIND: &'static $crate::model::EventKind =
+                &$crate::model::EventKind::__new::<$name>(
+                    stringify!($name),
+                    None,
+                    $crate::wire::Codec::of::<$name>(),
+                );
             type Parent = ();
             fn meta(&self) -> &$crate::model::EventMeta {
                 &self.meta
@@ -469,6 +494,8 @@ macro_rules! impl_root_event {
                 None
             }
         }
+
+        $crate::wire::register!($name);
     };
 }
 pub(crate) use impl_root_event;

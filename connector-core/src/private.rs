@@ -11,6 +11,8 @@ pub use crate::connector::{
 };
 pub use crate::error::{ConnectorError, SendError};
 pub use crate::model::{AnyEvent, DynEvent, Event, EventKind, EventMeta, Is};
+pub use crate::wire::{Codec, WireDeserialize, WireKind, WireSerialize};
+pub use inventory;
 pub use std::any::TypeId;
 pub use std::boxed::Box;
 pub use std::clone::Clone;
@@ -18,6 +20,7 @@ pub use std::default::Default;
 pub use std::fmt::Debug;
 pub use std::future::Future;
 pub use std::marker::{Send, Sync};
+pub use std::module_path;
 pub use std::ops::{Deref, DerefMut};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};

@@ -226,8 +226,10 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Implements `Event` for your own event type.
 ///
 /// ```ignore
+/// use serde::{Deserialize, Serialize};
+///
 /// /// Slack blocks: a message with a layout.
-/// #[derive(Clone, Debug, Event)]
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 /// #[event(name = "Blocks")]
 /// struct Blocks {
 ///     #[event(parent)]
@@ -235,7 +237,7 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     blocks: serde_json::Value,
 /// }
 ///
-/// #[derive(Clone, Debug, Event)]
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 /// struct Poll {
 ///     question: String,
 ///     meta: EventMeta,
@@ -243,7 +245,11 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The struct must have named fields, no generic parameters, and derive (or implement)
-/// `Clone` and `Debug`; its fields must be `Send + Sync + 'static`. It is either
+/// `Clone`, `Debug`, and serde's `Serialize` and `Deserialize` (what it is on the wire between
+/// a bot's processes, `connector_core::wire`); its fields must be `Send + Sync + 'static`.
+/// The derive also registers the type by its name, so that another process can read it
+/// back; two event types of one name in a program are an error when that name is read. It is
+/// either
 ///
 /// * a **root event**: exactly one field holds the `EventMeta`, marked `#[event(meta)]` or,
 ///   unmarked, named `meta`; or
@@ -266,13 +272,15 @@ pub fn register_event(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     use ::connector_core as _cc;
 ///     impl _cc::__private::Event for Blocks {
 ///         const KIND: &'static EventKind =
-///             &EventKind::__new("Blocks", Some(event_ops::<Message>().kind), TypeId::of::<Self>);
+///             &EventKind::__new::<Self>("Blocks", Some(event_ops::<Message>().kind));
 ///         type Parent = Message;             // `()` for a root event
 ///         fn meta(&self) -> &EventMeta { (event_ops::<Message>().meta)(&self.message) } // `&self.meta`
 ///         fn meta_mut(&mut self) -> &mut EventMeta { (event_ops::<Message>().meta_mut)(&mut self.message) }
 ///         fn parent(&self) -> &Message { &self.message }                // `&()` for a root
 ///         fn __parent_dyn(&self) -> Option<&dyn DynEvent> { Some(&self.message) } // `None`
 ///     }
+///     // the wire registry (`connector_core::wire`), for concrete types:
+///     inventory::submit! { WireKind::__new(<Blocks as Event>::KIND, module_path!()) }
 ///     // child events only:
 ///     impl Deref for Blocks { type Target = Message; /* &self.message */ }
 ///     impl DerefMut for Blocks { /* &mut self.message */ }

@@ -11,14 +11,14 @@ use connector_core::respond::prepare_response;
 use serde_json::json;
 
 /// A root event defined in this crate.
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Survey {
     question: String,
     meta: EventMeta,
 }
 
 /// A child of `Message` defined in this crate (a Slack-style message with blocks).
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Blocks {
     #[event(parent)]
     message: Message,

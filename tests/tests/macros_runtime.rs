@@ -16,7 +16,7 @@ struct RecConfig {
 }
 
 /// A child of `Message` defined in this crate, not in connector-core.
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 #[event(name = "Shout")]
 struct Shout {
     #[event(parent)]
@@ -25,14 +25,14 @@ struct Shout {
 }
 
 /// A grandchild of `Message`, through `Reply`.
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct ThreadReply {
     #[event(parent)]
     reply: Reply,
 }
 
 /// A root event defined in this crate.
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Poll {
     question: String,
     meta: EventMeta,

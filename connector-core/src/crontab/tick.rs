@@ -22,7 +22,7 @@ use crate::model::EventMeta;
 /// .crontab("0 * * * *");
 /// # let _ = report;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Tick {
     /// The expression that fired, as written.
     pub expression: String,

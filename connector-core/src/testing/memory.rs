@@ -193,14 +193,14 @@ impl<E: Event> Supports<E> for MemoryConnector {
 }
 
 /// The marker `MemoryRemote::close` sends through the input queue.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct EndOfInput {
     meta: crate::model::EventMeta,
 }
 
 impl Event for EndOfInput {
     const KIND: &'static EventKind =
-        &EventKind::__new("EndOfInput", None, std::any::TypeId::of::<EndOfInput>);
+        &EventKind::__new::<EndOfInput>("EndOfInput", None, crate::wire::Codec::of::<Self>());
     type Parent = ();
     fn meta(&self) -> &crate::model::EventMeta {
         &self.meta

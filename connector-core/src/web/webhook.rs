@@ -3,7 +3,7 @@
 //! `{"called_skill": "<webhook>"}`.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper::header::{self, HeaderName, HeaderValue};
 use serde_json::json;
@@ -39,7 +39,10 @@ use crate::model::EventMeta;
 /// .webhook("say");
 /// # let _ = announce;
 /// ```
-#[derive(Clone, Debug)]
+///
+/// On the wire ([`crate::wire`]) the request travels without its response slot: a response
+/// set in another process than the one serving the HTTP request is not sent.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct WebhookRequest {
     /// The skill's name (the first path segment after `/skill/`).
     pub skill: String,
@@ -55,8 +58,12 @@ pub struct WebhookRequest {
     /// UTF-8 are converted lossily.
     pub headers: Vec<(String, String)>,
     /// The body, exactly as received (at most `web.max-body-size` bytes).
+    #[serde(with = "crate::wire::base64_bytes")]
     pub body: Bytes,
-    json: Option<serde_json::Value>,
+    /// The body as JSON, parsed when first asked for.
+    #[serde(skip)]
+    json: OnceLock<Option<serde_json::Value>>,
+    #[serde(skip)]
     response: ResponseSlot,
     /// The common event metadata (no connector, no target).
     pub meta: EventMeta,
@@ -81,7 +88,9 @@ impl fmt::Debug for ResponseSlot {
 impl WebhookRequest {
     /// The body parsed as JSON, when it is JSON.
     pub fn json(&self) -> Option<&serde_json::Value> {
-        self.json.as_ref()
+        self.json
+            .get_or_init(|| serde_json::from_slice(&self.body).ok())
+            .as_ref()
     }
 
     /// The body deserialized into `T`.
@@ -255,7 +264,7 @@ pub(super) async fn call(
         path,
         query,
         headers,
-        json: serde_json::from_slice(&body).ok(),
+        json: OnceLock::new(),
         body,
         response: ResponseSlot::default(),
         meta: EventMeta::default(),
@@ -305,8 +314,8 @@ mod tests {
             path: "/skill/s/w".into(),
             query: String::new(),
             headers: vec![("content-type".into(), "application/json".into())],
-            body: Bytes::from_static(b"{}"),
-            json: None,
+            body: Bytes::from_static(b"{\"n\": 1}"),
+            json: OnceLock::new(),
             response: ResponseSlot::default(),
             meta: EventMeta::default(),
         };
@@ -315,5 +324,36 @@ mod tests {
         request.clone().set_response(WebhookResponse::new(202, ""));
         assert_eq!(request.take_response().map(|r| r.status), Some(202));
         assert_eq!(request.take_response(), None);
+    }
+
+    #[test]
+    fn a_request_crosses_the_wire_without_its_response() {
+        let request = WebhookRequest {
+            skill: "s".into(),
+            webhook: "w".into(),
+            method: "POST".into(),
+            path: "/skill/s/w".into(),
+            query: "a=1".into(),
+            headers: vec![("x-token".into(), "t".into())],
+            body: Bytes::from_static(b"{\"n\": 1, \"bin\": \"\\u00ff\"}"),
+            json: OnceLock::new(),
+            response: ResponseSlot::default(),
+            meta: EventMeta::default(),
+        };
+        request.set_response(WebhookResponse::new(201, ""));
+        let bytes = crate::wire::encode(&request.clone().into()).unwrap();
+        let back = crate::wire::decode(&bytes).unwrap();
+        let back = back.downcast_ref::<WebhookRequest>().unwrap();
+        assert_eq!(back.body, request.body);
+        assert_eq!(
+            (back.query.as_str(), back.header("X-Token")),
+            ("a=1", Some("t"))
+        );
+        assert_eq!(
+            back.json().unwrap()["n"],
+            1,
+            "the body reads as JSON on the other side"
+        );
+        assert_eq!(back.take_response(), None, "the response slot stays behind");
     }
 }

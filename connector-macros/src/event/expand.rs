@@ -1,6 +1,6 @@
 //! Code generation for `#[derive(Event)]`: the `Event` impl (a stand-in when the input has
-//! an error, so that uses of the type do not fail as well) and, for a child event, `Deref`
-//! and `DerefMut` to the parent.
+//! an error, so that uses of the type do not fail as well), the type's entry in the wire
+//! registry and, for a child event, `Deref` and `DerefMut` to the parent.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
@@ -46,16 +46,30 @@ fn event_impl(input: &EventInput, shape: &Shape) -> TokenStream {
     };
     let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
     let where_clause = event_where(input);
+    // The one place that needs `Serialize` and `Deserialize`, spanned at the struct's name: a
+    // type without them gets one error for each trait it lacks, there.
+    let codec = quote_spanned!(ident.span()=> _cc::__private::Codec::of::<Self>());
+    // The wire registry takes concrete types only (a generic event is already an error).
+    let register = if input.is_generic() {
+        TokenStream::new()
+    } else {
+        quote! {
+            _cc::__private::inventory::submit! {
+                _cc::__private::WireKind::__new(
+                    <#ident as _cc::__private::Event>::KIND,
+                    _cc::__private::module_path!(),
+                )
+            }
+        }
+    };
     quote! {
         #[automatically_derived]
         impl #impl_generics _cc::__private::Event for #ident #ty_generics #where_clause {
-            const KIND: &'static _cc::__private::EventKind = &_cc::__private::EventKind::__new(
-                #name,
-                #parent_kind,
-                _cc::__private::TypeId::of::<Self>,
-            );
+            const KIND: &'static _cc::__private::EventKind =
+                &_cc::__private::EventKind::__new::<Self>(#name, #parent_kind, #codec);
             #items
         }
+        #register
     }
 }
 
@@ -151,6 +165,8 @@ fn event_where(input: &EventInput) -> TokenStream {
                 + _cc::__private::Debug
                 + _cc::__private::Send
                 + _cc::__private::Sync
+                + _cc::__private::WireSerialize
+                + _cc::__private::WireDeserialize
         });
     }
     if predicates.is_empty() {

@@ -2,14 +2,14 @@
 //! parent, so handlers taking the parent, `Deref` to the parent's fields and sends compile.
 use connector_core::prelude::*;
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Blocks {
     #[event(parnet)]
     message: Message,
     blocks: Vec<String>,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Thread {
     meta: EventMeta,
     #[event(parent)]

@@ -2,12 +2,12 @@
 //! registers, sends, builds and matches on the event compiles without further errors.
 use connector_core::prelude::*;
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Poll {
     question: String,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Vote {
     choice: u8,
     common: EventMeta,

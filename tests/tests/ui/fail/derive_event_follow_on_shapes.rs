@@ -2,19 +2,19 @@
 //! types still implement `Event`, so code using them has no further errors.
 use connector_core::prelude::*;
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Answer<T> {
     meta: EventMeta,
     value: T,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 enum Choice {
     Yes(EventMeta),
     No(EventMeta),
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Ping(EventMeta);
 
 #[connector(name = "chat")]

@@ -6,7 +6,7 @@ extern crate connector_core as renamed_core;
 use renamed_core::events::Message;
 use renamed_core::{Bot, Connector, ConnectorInfo, Event, EventMeta, connector, register_event};
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 #[event(crate = "renamed_core")]
 struct Ping {
     meta: EventMeta,

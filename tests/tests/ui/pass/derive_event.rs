@@ -3,13 +3,13 @@
 
 use connector_core::prelude::*;
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Poll {
     question: String,
     meta: EventMeta,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 #[event(name = "Vote")]
 struct VoteEvent {
     choice: u8,
@@ -17,14 +17,14 @@ struct VoteEvent {
     common: EventMeta,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct UrgentPoll {
     #[event(parent)]
     poll: Poll,
     deadline: u64,
 }
 
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 struct Thread {
     #[event(parent)]
     reply: Reply,

@@ -14,7 +14,7 @@ struct ChatConfig {
 }
 
 /// A custom child of `Message`.
-#[derive(Clone, Debug, Event)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
 #[event(name = "Blocks")]
 struct Blocks {
     #[event(parent)]
