@@ -55,6 +55,16 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
   fi
 fi
 
+# nats-server (JetStream): the cluster tests start their own server per test, each with a
+# store of its own. Debian's package is 2.9, which has every JetStream feature they use.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "installing nats-server (the cluster tests' server)"
+  apt_install nats-server
+  if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now nats-server >/dev/null 2>&1 || true
+  fi
+fi
+
 # Synapse (Matrix homeserver): the Matrix tests start their own server per test, from a venv
 # under target/ (pip, pinned version); python3 and its venv module come from Debian if missing.
 synapse_venv="$PWD/target/test-peers/synapse-venv"

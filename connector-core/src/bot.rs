@@ -101,6 +101,20 @@ impl Bot {
         send_through(connector, event).await
     }
 
+    /// Runs the skills on `event` now, in this task, and returns when they are done.
+    ///
+    /// This is what a conversation's task does with each event `parse` queued; a
+    /// [`Transport`](crate::cluster::Transport) that brings events from other processes
+    /// calls it, one event of a conversation after another, to keep their order. The event
+    /// is not filtered (the connector process that parsed it did that).
+    pub async fn handle(&self, event: impl Into<AnyEvent>) {
+        let bot = self.without_origin();
+        let mut plan = Vec::new();
+        self.skill_runner()
+            .handle(&bot, event.into(), &mut plan)
+            .await;
+    }
+
     /// The instance names of all connectors, in configuration order.
     pub fn connector_names(&self) -> impl Iterator<Item = &str> {
         self.core.connector_names().into_iter()

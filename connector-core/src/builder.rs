@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::cluster::{Role, Transport};
 use crate::config::{Config, ConfigError, ConnectorSection, RuntimeConfig};
 use crate::connector::{Connector, DynConnector};
 use crate::error::BotError;
@@ -51,12 +52,26 @@ pub struct BotBuilder {
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     own_logging: bool,
     memory: Option<crate::memory::Memory>,
+    cluster: Option<(Role, Arc<dyn Transport>)>,
 }
 
 impl BotBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the bot one process of a bot on several processes: `role` says what this
+    /// process runs, `transport` carries events between the processes (`connector-cluster`
+    /// has one on NATS JetStream). [`Role::All`] ignores the transport: one process, as
+    /// without this call.
+    ///
+    /// A connector process still builds the skills (none run there), and a skill process
+    /// the connectors (none connects): both read the same configuration, so a send from a
+    /// skill names a connector instance the configuration has.
+    pub fn cluster(mut self, role: Role, transport: Arc<dyn Transport>) -> Self {
+        self.cluster = Some((role, transport));
+        self
     }
 
     /// Makes connector type `C` available to the configuration under its type name.
@@ -214,6 +229,7 @@ impl BotBuilder {
             runtime,
             self.observer,
             memory,
+            self.cluster,
         )?;
         Ok(runner
             .welcome(config.welcome_message)
@@ -233,6 +249,7 @@ impl BotBuilder {
             self.runtime.unwrap_or_default(),
             self.observer,
             memory,
+            self.cluster,
         )
     }
 
@@ -243,6 +260,7 @@ impl BotBuilder {
         runtime: RuntimeConfig,
         observer: Option<mpsc::UnboundedSender<AnyEvent>>,
         memory: crate::memory::Memory,
+        cluster: Option<(Role, Arc<dyn Transport>)>,
     ) -> Result<Runner, BotError> {
         connectors.extend(instances);
         if connectors.is_empty() {
@@ -256,9 +274,10 @@ impl BotBuilder {
         }
         let skills = Skills::compile(skills)?;
         let schedules = crate::crontab::Schedules::compile(&skills)?;
-        Ok(
-            Runner::new(Hub::new(connectors, skills, runtime, observer).with_memory(memory))
-                .schedules(schedules),
-        )
+        let mut hub = Hub::new(connectors, skills, runtime, observer).with_memory(memory);
+        if let Some((role, transport)) = cluster {
+            hub = hub.with_cluster(role, transport);
+        }
+        Ok(Runner::new(hub).schedules(schedules))
     }
 }

@@ -247,6 +247,13 @@ pub enum BotError {
         /// The connector's instance name.
         name: String,
     },
+    /// The transport between the processes of a bot on several processes failed for good
+    /// (`connector_core::cluster`), so the bot shut down.
+    #[error("the cluster transport failed: {reason}; the bot has shut down")]
+    Cluster {
+        /// What the transport said.
+        reason: String,
+    },
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),

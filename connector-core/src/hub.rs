@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bot::{Bot, BotCore};
+use crate::cluster::{RemoteConnector, Role, Transport};
 use crate::config::RuntimeConfig;
 use crate::connector::DynConnector;
 use crate::dispatch::{BoxFuture, Dispatch};
@@ -33,6 +34,16 @@ pub(crate) struct Hub {
     observer: Option<mpsc::UnboundedSender<AnyEvent>>,
     pub(crate) memory: crate::memory::Memory,
     pub(crate) web: Arc<WebServer>,
+    /// The role and transport of a bot on several processes; `None` for one process.
+    pub(crate) cluster: Option<Cluster>,
+}
+
+/// A process of a bot on several processes.
+pub(crate) struct Cluster {
+    pub(crate) role: Role,
+    pub(crate) transport: Arc<dyn Transport>,
+    /// Skill role: a stand-in per connector instance, sending through the transport.
+    remotes: Vec<RemoteConnector>,
 }
 
 impl Hub {
@@ -73,7 +84,35 @@ impl Hub {
             observer,
             memory,
             web,
+            cluster: None,
         }
+    }
+
+    /// Makes this process play `role` in a bot on several processes.
+    pub(crate) fn with_cluster(mut self, role: Role, transport: Arc<dyn Transport>) -> Self {
+        let remotes = if role == Role::Skills {
+            self.connectors
+                .iter()
+                .map(|c| RemoteConnector {
+                    name: c.dyn_name().to_owned(),
+                    default_target: c.dyn_default_target(),
+                    transport: transport.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.cluster = (role != Role::All).then_some(Cluster {
+            role,
+            transport,
+            remotes,
+        });
+        self
+    }
+
+    /// This process's role.
+    pub(crate) fn role(&self) -> Role {
+        self.cluster.as_ref().map_or(Role::All, |c| c.role)
     }
 
     /// The memory skills and connectors use; every connector is told (`ConnectorInfo::memory`).
@@ -115,6 +154,11 @@ impl BotCore for Hub {
         if let Some(observer) = &self.observer {
             let _ = observer.send(event.clone());
         }
+        if let Some(cluster) = &self.cluster
+            && cluster.role == Role::Connectors
+        {
+            return Some(cluster.transport.publish(event));
+        }
         if !self.router.has_skills() {
             return None;
         }
@@ -122,16 +166,18 @@ impl BotCore for Hub {
     }
 
     fn resolve(&self, name: Option<&str>) -> Result<&dyn Dispatch, SendError> {
-        let connector = match name {
+        let index = match name {
             Some(name) => self
-                .find(name)
+                .connectors
+                .iter()
+                .position(|c| c.dyn_name() == name)
                 .ok_or_else(|| SendError::UnknownConnector(name.to_owned()))?,
-            None => self
-                .default_connector
-                .map(|i| &self.connectors[i])
-                .ok_or(SendError::NoConnectors)?,
+            None => self.default_connector.ok_or(SendError::NoConnectors)?,
         };
-        Ok(&**connector)
+        match &self.cluster {
+            Some(cluster) if cluster.role == Role::Skills => Ok(&cluster.remotes[index]),
+            _ => Ok(&*self.connectors[index]),
+        }
     }
 
     fn connector_any(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {

@@ -9,6 +9,7 @@ extern crate self as connector_core;
 // (`worker`) chosen by their matchers (`skill`) with a context (`context`); their answers
 // (`respond`) go back out through a connector (`dispatch`, then `connector` again).
 pub mod bot;
+pub mod cluster;
 pub mod connector;
 pub mod context;
 pub mod dispatch;

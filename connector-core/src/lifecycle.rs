@@ -83,12 +83,32 @@ impl Runner {
         hub.memory.ready().await?;
         let count = hub.connectors.len();
         // The web server first: a port that cannot be bound stops the bot before it starts.
-        hub.web.start_if_wanted(&bot).await?;
+        let role = hub.role();
+        // A skill process serves no connector's routes (its connectors do not run) and so no
+        // web server: webhooks are served by the connector processes.
+        if role.runs_connectors() {
+            hub.web.start_if_wanted(&bot).await?;
+        }
+        // A skill process connects no connector: its sends go through the transport.
+        let count = if role.runs_connectors() { count } else { 0 };
         let (first_tx, mut first_rx) = mpsc::channel::<()>(count.max(1));
         let mut lifecycles = JoinSet::new();
         let mut connected = Vec::with_capacity(count);
         let gave_up: Arc<Mutex<Option<String>>> = Arc::default();
-        for connector in &hub.connectors {
+        let transport_failed: Arc<Mutex<Option<String>>> = Arc::default();
+        if let Some(cluster) = &hub.cluster {
+            let transport = cluster.transport.clone();
+            let bot = bot.clone();
+            let failed = transport_failed.clone();
+            hub.tracker.spawn(async move {
+                if let Err(e) = transport.run(role, bot.clone()).await {
+                    tracing::error!(error = %e, "the cluster transport failed; shutting down");
+                    *crate::sync::lock(&failed) = Some(e.to_string());
+                    bot.shutdown();
+                }
+            });
+        }
+        for connector in hub.connectors.iter().take(count) {
             let flag = Arc::new(AtomicBool::new(false));
             connected.push(flag.clone());
             lifecycles.spawn(lifecycle(
@@ -108,7 +128,9 @@ impl Runner {
             while seen < count && first_rx.recv().await.is_some() {
                 seen += 1;
             }
-            if seen == count && !started_bot.is_shutting_down() {
+            // Once per bot: in a bot on several processes the connector processes start the
+            // schedules and parse `BotStarted` (a skill process may run it).
+            if seen == count && !started_bot.is_shutting_down() && role.runs_connectors() {
                 schedules.start(&launcher);
                 started_bot.parse(BotStarted::new()).await;
             }
@@ -120,10 +142,16 @@ impl Runner {
                 names.join(", ")
             );
         }
-        tracing::info!(connectors = count, "bot is running");
+        tracing::info!(connectors = count, role = %role, "bot is running");
 
         {
-            let all_finished = async { while lifecycles.join_next().await.is_some() {} };
+            let all_finished = async {
+                while lifecycles.join_next().await.is_some() {}
+                // A skill process has no connector to finish: it runs until stopped.
+                if !role.runs_connectors() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = stop => tracing::info!("stop signal received; shutting down"),
                 _ = hub.cancel.cancelled() => tracing::info!("shutdown requested"),
@@ -174,6 +202,9 @@ impl Runner {
         while disconnects.join_next().await.is_some() {}
         tracing::info!("Bye!");
         let failed = crate::sync::lock(&gave_up).take();
+        if let Some(reason) = crate::sync::lock(&transport_failed).take() {
+            return Err(BotError::Cluster { reason });
+        }
         match failed {
             Some(name) => Err(BotError::RequiredConnectorFailed { name }),
             None => Ok(()),

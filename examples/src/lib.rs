@@ -1,6 +1,7 @@
 //! The example bot: every built-in connector, the example skills, and the configuration the
 //! `bot` binary runs without `--config`.
 
+pub mod cli;
 pub mod skills;
 
 use connector_core::BotBuilder;

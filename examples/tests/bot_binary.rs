@@ -11,13 +11,8 @@ mod support;
 
 use support::*;
 
-const USAGE: &str = "usage: bot [--config FILE]
-
-Runs the example bot. Without --config it uses the embedded configuration
-(the shell connector with the `hello` and `echo` skills).
-
-Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or
-configuration error (nothing is started).";
+/// The usage text, as the binary prints it.
+const USAGE: &str = connector_examples::cli::USAGE;
 
 /// Runs the bot with `--config NAME` where NAME holds `contents`, and asserts a
 /// configuration error: exit 2, nothing on stdout, exactly `message` on stderr.
@@ -213,6 +208,32 @@ fn config_flag_without_a_file_prints_usage_and_exits_two() {
         cmd,
         &format!("error: --config needs a file name\n\n{USAGE}\n"),
     );
+}
+
+#[test]
+fn a_role_that_is_none_or_cannot_run_is_a_usage_or_configuration_error() {
+    let dir = TempDir::new();
+    let mut cmd = bot(dir.path());
+    cmd.args(["--role", "workers"]);
+    assert_error(
+        cmd,
+        &format!("error: unknown role `workers`: expected connectors, skills or all\n\n{USAGE}\n"),
+    );
+    // The embedded configuration has no `cluster:` section to find NATS with.
+    let mut cmd = bot(dir.path());
+    cmd.args(["--role", "skills"]);
+    let expected = if cfg!(feature = "cluster") {
+        "error: `cluster.nats` is needed to run with --role skills: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`\n"
+    } else {
+        "error: --role skills needs the bot built with the `cluster` feature: cargo run --bin bot --features cluster -- --role skills --config FILE\n"
+    };
+    assert_error(cmd, expected);
+    // `all` is the one-process bot.
+    let mut cmd = bot(dir.path());
+    cmd.args(["--role", "all"]);
+    let out = run(cmd, b"hello\n");
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("Hi "), "stdout: {:?}", out.stdout);
 }
 
 #[test]

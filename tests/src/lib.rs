@@ -5,6 +5,7 @@
 //! (as a dev-dependency), so no test file carries a copy of these helpers.
 
 pub mod logs;
+pub mod nats;
 pub mod synapse;
 pub mod web;
 pub mod ws;

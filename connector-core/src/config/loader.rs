@@ -19,6 +19,7 @@ const KNOWN_KEYS: &[&str] = &[
     "web",
     "welcome-message",
     "runtime",
+    "cluster",
     "databases",
     "timezone",
 ];

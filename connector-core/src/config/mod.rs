@@ -102,6 +102,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The `databases:` section: where [`crate::memory::Memory`] keeps its data.
     pub databases: crate::memory::DatabasesConfig,
+    /// The `cluster:` section: how the processes of a bot on several processes meet.
+    pub cluster: crate::cluster::ClusterConfig,
     /// opsdroid's top-level `timezone:` (an IANA name): the time zone of crontab skills
     /// without their own; `None` (UTC) when absent.
     pub timezone: Option<crate::crontab::Tz>,
@@ -231,6 +233,13 @@ impl Config {
         };
         let databases = loader.typed::<crate::memory::DatabasesConfig>(&root, "databases")?;
         loader.warn_deprecated_databases(&databases);
+        let cluster = loader.typed::<crate::cluster::ClusterConfig>(&root, "cluster")?;
+        if cluster.partitions == 0 {
+            return Err(ConfigError::invalid(
+                loader.at_value("cluster.partitions"),
+                "expected at least 1 partition",
+            ));
+        }
         Ok(Config {
             connectors,
             skills,
@@ -239,6 +248,7 @@ impl Config {
             welcome_message,
             runtime,
             databases,
+            cluster,
             timezone,
             warnings: loader.warnings.into_inner(),
             source,

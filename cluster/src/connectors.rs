@@ -1,0 +1,178 @@
+//! The connector process: every parsed event is published to its lane (and `parse` waits
+//! for JetStream's acknowledgement, so an event `parse` returned on is stored); sends from
+//! skill processes are served, each once however often it is retried.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use connector_core::{AnyEvent, Bot, BoxError, wire};
+use futures_util::StreamExt;
+
+use crate::lanes::{backoff, lane, lane_subject};
+use crate::{Conn, Inner, presence};
+
+/// Header: the connector process an event came from (where its replies go).
+pub(crate) const ORIGIN: &str = "Bot-Origin";
+/// Header: the id of a send, the same on every retry.
+pub(crate) const SEND_ID: &str = "Bot-Send-Id";
+
+/// Publishes `event` to its lane, retrying with backoff (with the same message id, so
+/// JetStream stores it once) until `cluster.publish-timeout`.
+pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
+    let payload = match wire::encode(&event) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "an event cannot be written for the skill processes; dropped");
+            return;
+        }
+    };
+    let conn = inner.conn().await;
+    let subject = lane_subject(
+        &inner.settings.name,
+        lane(&event, inner.settings.partitions),
+    );
+    let id = format!(
+        "{}-{}",
+        inner.process,
+        inner.published.fetch_add(1, Ordering::Relaxed)
+    );
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        headers.insert(ORIGIN, inner.process.as_str());
+        let result = match conn
+            .js
+            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(BoxError::from),
+            Err(e) => Err(BoxError::from(e)),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if started.elapsed() >= inner.settings.publish_timeout => {
+                tracing::error!(error = %e, event = event.name(), timeout = ?inner.settings.publish_timeout, "an event could not be handed to the skill processes in time; dropped");
+                return;
+            }
+            Err(e) => {
+                if attempt == 0 {
+                    tracing::warn!(error = %e, "cannot hand an event to the skill processes; retrying with backoff");
+                }
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+    }
+}
+
+/// Serves the sends of skill processes: those addressed to this process and those any
+/// connector process may take, until shutdown.
+pub(crate) async fn run(
+    inner: &std::sync::Arc<Inner>,
+    conn: &Conn,
+    bot: Bot,
+) -> Result<(), BoxError> {
+    let name = &inner.settings.name;
+    let mut own = conn
+        .client
+        .subscribe(format!("{name}.send.{}", inner.process))
+        .await?;
+    let mut any = conn
+        .client
+        .queue_subscribe(format!("{name}.send.any"), "connectors".to_owned())
+        .await?;
+    let presence = presence::serve(inner, conn, "connectors").await?;
+    let watch = presence::watch(inner, conn, "skills", bot.clone());
+    tokio::pin!(watch);
+    loop {
+        let request = tokio::select! {
+            _ = bot.shutting_down() => break,
+            _ = &mut watch => continue,
+            m = own.next() => m,
+            m = any.next() => m,
+        };
+        let Some(request) = request else { break };
+        let inner = inner.clone();
+        let bot = bot.clone();
+        let client = conn.client.clone();
+        tokio::spawn(async move {
+            let answer = serve(&inner, &bot, &request).await;
+            if let Some(reply) = request.reply {
+                let _ = client.publish(reply, answer).await;
+            }
+        });
+    }
+    drop(presence);
+    Ok(())
+}
+
+/// One send: the answer is empty on success, else the error's text.
+async fn serve(inner: &Inner, bot: &Bot, request: &async_nats::Message) -> Bytes {
+    let id = request
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(SEND_ID))
+        .map(|v| v.as_str().to_owned());
+    let event = match wire::decode(&request.payload) {
+        Ok(event) => event,
+        Err(e) => {
+            inner.bad_events.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "a send from a skill process cannot be read; refused");
+            return Bytes::from(format!("error: {e}"));
+        }
+    };
+    if let Some(id) = &id
+        && !inner.done.first(id)
+    {
+        tracing::debug!(send = %id, "a send already done came again; not sent twice");
+        return Bytes::new();
+    }
+    match bot.send(event).await {
+        Ok(()) => Bytes::new(),
+        Err(e) => {
+            if let Some(id) = &id {
+                inner.done.forget(id);
+            }
+            Bytes::from(format!("error: {e}"))
+        }
+    }
+}
+
+/// The ids of the sends done lately (the newest 65,536): a send retried after its answer
+/// was lost, or repeated by a skill run again on a redelivered event, is done once.
+#[derive(Default)]
+pub(crate) struct Dedupe {
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+const DEDUPE_WINDOW: usize = 65_536;
+
+impl Dedupe {
+    /// Whether `id` is new (and now recorded).
+    pub(crate) fn first(&self, id: &str) -> bool {
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *guard;
+        if !set.insert(id.to_owned()) {
+            return false;
+        }
+        order.push_back(id.to_owned());
+        if order.len() > DEDUPE_WINDOW
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        true
+    }
+
+    /// Forgets a send that failed, so that its retry is tried.
+    pub(crate) fn forget(&self, id: &str) {
+        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.remove(id);
+    }
+}

@@ -1,0 +1,163 @@
+//! One bot on several processes: connector processes parse events and hand them to a
+//! [`Transport`]; skill processes get them from it and run the skills; a skill's send goes
+//! back through the transport to the connector process that owns the conversation.
+//!
+//! This module is the transport-agnostic part: the [`Role`] a process plays, the `cluster:`
+//! section ([`ClusterConfig`]) and the [`Transport`] trait. The `connector-cluster` crate
+//! implements it on NATS JetStream; [`Role::All`] (the default) is one process and needs
+//! no transport.
+//!
+//! ```
+//! use connector_core::cluster::Role;
+//!
+//! assert_eq!("skills".parse::<Role>().unwrap(), Role::Skills);
+//! assert_eq!(Role::default(), Role::All);
+//! let err = "workers".parse::<Role>().unwrap_err();
+//! assert_eq!(err.to_string(), "unknown role `workers`: expected connectors, skills or all");
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::bot::Bot;
+use crate::dispatch::{BoxFuture, Dispatch};
+use crate::error::{BoxError, SendError};
+use crate::model::AnyEvent;
+
+/// What one process of a bot does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Connectors and skills in this one process: no transport (today's bot).
+    #[default]
+    All,
+    /// Connect, listen and send; every parsed event goes to the skill processes.
+    Connectors,
+    /// Run the skills on events from the connector processes; sends go back to them.
+    Skills,
+}
+
+impl Role {
+    /// The name used on the command line and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Connectors => "connectors",
+            Role::Skills => "skills",
+        }
+    }
+
+    /// Whether this process connects its connectors.
+    pub fn runs_connectors(self) -> bool {
+        self != Role::Skills
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is none of `connectors`, `skills`, `all`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role `{0}`: expected connectors, skills or all")]
+pub struct UnknownRole(String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Role::All),
+            "connectors" => Ok(Role::Connectors),
+            "skills" => Ok(Role::Skills),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+/// The `cluster:` section: where the processes of one bot meet, and how they hand events
+/// over. Read by a [`Transport`]; a single-process bot ignores it.
+///
+/// ```yaml
+/// cluster:
+///   nats: nats://127.0.0.1:4222
+///   name: opsbot           # the bot's name: its stream and subjects
+///   partitions: 64         # conversations are spread over this many ordered lanes
+///   redelivery: 30         # seconds before an event a skill process did not finish goes to another
+///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server, `nats://host:port`.
+    pub nats: Option<String>,
+    /// The bot's name: processes with the same name are one bot.
+    pub name: Option<String>,
+    /// How many ordered lanes conversations are spread over: events of one conversation
+    /// always take the same lane, and a lane has one event in flight at a time.
+    pub partitions: u16,
+    /// How long an event handed to a skill process may stay unfinished before it is handed
+    /// to another one (the process died, or hangs): seconds in YAML.
+    #[serde(deserialize_with = "crate::config::seconds::deserialize")]
+    pub redelivery: Duration,
+    /// How long a skill's send keeps trying to reach the connector process (seconds).
+    #[serde(deserialize_with = "crate::config::seconds::deserialize")]
+    pub send_timeout: Duration,
+    /// How long a connector process keeps trying to hand an event over (seconds); past it
+    /// the event is logged as lost and the next one is tried.
+    #[serde(deserialize_with = "crate::config::seconds::deserialize")]
+    pub publish_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats: None,
+            name: None,
+            partitions: 64,
+            redelivery: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            publish_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Carries events between the processes of one bot. Implemented by `connector-cluster`
+/// (NATS JetStream); set with [`BotBuilder::cluster`](crate::BotBuilder::cluster).
+pub trait Transport: Send + Sync + 'static {
+    /// Connector role: hands a parsed event to the skill processes. Resolves once the event
+    /// is stored (so `parse` waits while the transport cannot take more: backpressure).
+    fn publish(&self, event: AnyEvent) -> BoxFuture<'_, ()>;
+
+    /// Skill role: sends `event` through the connector process that owns its conversation.
+    fn send(&self, event: AnyEvent) -> BoxFuture<'_, Result<(), SendError>>;
+
+    /// The transport's own work for `role`, until the bot shuts down: a connector process
+    /// serves the sends of skill processes; a skill process takes events and runs the skills
+    /// on each with [`Bot::handle`], then acknowledges it. Returns when its in-flight work is
+    /// done after shutdown began, or with the error that stops the process.
+    fn run(&self, role: Role, bot: Bot) -> BoxFuture<'_, Result<(), BoxError>>;
+}
+
+/// A connector of a skill process: sends go through the transport.
+pub(crate) struct RemoteConnector {
+    pub(crate) name: String,
+    pub(crate) default_target: Option<Arc<str>>,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+impl Dispatch for RemoteConnector {
+    fn dyn_name(&self) -> &str {
+        &self.name
+    }
+    fn dyn_default_target(&self) -> Option<Arc<str>> {
+        self.default_target.clone()
+    }
+    fn dyn_dispatch<'a>(&'a self, event: &'a AnyEvent) -> BoxFuture<'a, Result<(), SendError>> {
+        self.transport.send(event.clone())
+    }
+}
