@@ -176,3 +176,23 @@ impl Dedupe {
         guard.0.remove(id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_id_is_done_once_until_it_fails_or_leaves_the_window() {
+        let done = Dedupe::default();
+        assert!(done.first("7.0"));
+        assert!(!done.first("7.0"), "a retried send is not done again");
+        assert!(done.first("7.1"));
+        done.forget("7.1");
+        assert!(done.first("7.1"), "a failed send is tried again");
+        for i in 0..DEDUPE_WINDOW {
+            done.first(&format!("x{i}"));
+        }
+        assert!(done.first("7.0"), "the oldest ids leave the window");
+        assert!(!done.first(&format!("x{}", DEDUPE_WINDOW - 1)));
+    }
+}

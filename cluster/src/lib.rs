@@ -231,3 +231,37 @@ fn process_id() -> String {
         .collect();
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_needs_a_server_and_a_name_that_can_name_a_stream() {
+        let mut config = ClusterConfig::default();
+        let err = Nats::new(&config, Role::Skills).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "`cluster.nats` is needed to run with --role skills: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`"
+        );
+        config.nats = Some("nats://127.0.0.1:4222".into());
+        let err = Nats::new(&config, Role::Connectors).err().unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("`cluster.name` is needed to run with --role connectors")
+        );
+        config.name = Some("ops bot".into());
+        assert!(matches!(
+            Nats::new(&config, Role::Skills),
+            Err(ClusterError::BadName(_))
+        ));
+        config.name = Some("ops-bot_2".into());
+        let nats = Nats::new(&config, Role::Skills).unwrap();
+        assert!(
+            nats.process_id()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        );
+        assert_eq!(nats.bad_events(), 0);
+    }
+}

@@ -93,10 +93,11 @@ async fn run_lane(inner: &Inner, lane: u16, bot: Bot) {
         .await;
         let messages = match consumer {
             // Heartbeats make a pull that died with the server an error, so it is opened
-            // again instead of waiting forever.
+            // again instead of waiting forever. The lane's consumer lets one event out at a
+            // time whatever the batch; a pull open for several saves a request per event.
             Ok(c) => c
                 .stream()
-                .max_messages_per_batch(1)
+                .max_messages_per_batch(16)
                 .expires(std::time::Duration::from_secs(10))
                 .heartbeat(std::time::Duration::from_secs(3))
                 .messages()
@@ -155,10 +156,11 @@ async fn handle(inner: &Inner, bot: &Bot, message: async_nats::jetstream::Messag
     HANDLING
         .scope((sequence, Cell::new(0)), bot.handle(event))
         .await;
-    // Acknowledged once the skills are done; if the acknowledgement is lost the event comes
+    // Acknowledged once the skills are done, without waiting for the server to confirm
+    // (a round trip per event): an acknowledgement that is lost makes the event come
     // again, and its sends are not repeated (their ids are the same).
     for attempt in 0..5 {
-        match message.double_ack().await {
+        match message.ack().await {
             Ok(()) => return,
             Err(e) => {
                 tracing::debug!(sequence, error = %e, "acknowledgement failed; retrying");
