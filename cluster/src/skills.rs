@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::{HeaderMap, RequestErrorKind};
 use bytes::Bytes;
 use connector_core::{AnyEvent, Bot, BoxError, SendError, wire};
 use futures_util::StreamExt;
@@ -196,8 +196,13 @@ pub(crate) async fn send(inner: &Inner, event: AnyEvent) -> Result<(), SendError
     let conn = inner.conn().await;
     let started = Instant::now();
     let mut attempt = 0;
+    // Once the owning process does not answer at all (it is gone), any connector process
+    // may take the send: one that runs the conversation's connector answers at once (the
+    // send, or why it cannot be done) instead of this one waiting for `send-timeout`.
+    let mut owner_gone = false;
     loop {
-        let subject = match inner.owners.owner(&event) {
+        let owner = inner.owners.owner(&event).filter(|_| !owner_gone);
+        let subject = match &owner {
             Some(owner) => format!("{name}.send.{owner}"),
             None => format!("{name}.send.any"),
         };
@@ -222,6 +227,13 @@ pub(crate) async fn send(inner: &Inner, event: AnyEvent) -> Result<(), SendError
                     )
                     .into(),
                 ));
+            }
+            Err(e) if owner.is_some() && e.kind() == RequestErrorKind::NoResponders => {
+                tracing::debug!(
+                    owner = owner.as_deref(),
+                    "the conversation's connector process is gone; any connector process may take the send"
+                );
+                owner_gone = true;
             }
             Err(e) => {
                 if attempt == 0 {

@@ -245,3 +245,145 @@ async fn nats_server_restarted_mid_run_loses_and_repeats_nothing() {
     )
     .await;
 }
+
+/// Waits until the connector process at `web` listens.
+async fn listening(web: u16, connector: &Node) -> SocketAddr {
+    let addr: SocketAddr = ([127, 0, 0, 1], web).into();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connector process did not listen:\n{}",
+            connector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    addr
+}
+
+/// How many events wait in the bot's stream (acknowledged ones are removed); 0 before the
+/// first process has made it.
+async fn waiting(nats: &NatsServer) -> u64 {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    match js.get_stream("echobot-events").await {
+        Ok(mut stream) => stream.info().await.unwrap().state.messages,
+        Err(_) => 0,
+    }
+}
+
+/// One echo on a fresh client.
+async fn echo_once(addr: SocketAddr, text: &str) -> String {
+    let mut socket = ws::client(addr).await.unwrap();
+    socket.send(Frame::text(text.to_owned())).await.unwrap();
+    match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => t.as_str().to_owned(),
+        other => panic!("no echo of {text:?}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
+    let scratch = Scratch::new("connector-restart");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web);
+    let mut connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let addr = listening(web, &connector).await;
+    // No skill process yet: the events wait in the stream once `parse` has them stored.
+    let mut socket = ws::client(addr).await.unwrap();
+    for i in 0..30 {
+        socket
+            .send(Frame::text(format!("message {i}")))
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while waiting(&nats).await < 30 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the events were not stored:\n{}",
+            connector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    connector.kill();
+    assert!(
+        connector
+            .log()
+            .contains("no skills process of bot `echobot` is running; waiting for one"),
+        "{}",
+        connector.log()
+    );
+    // A new connector process, then a skill process: the 30 events are handled (and so
+    // acknowledged and gone from the stream; their replies find no socket, which died with
+    // the first process), and the bot serves as before.
+    let connector = Node::start(&scratch.0, &config, "connectors", 1);
+    let addr = listening(web, &connector).await;
+    let skills = Node::start(&scratch.0, &config, "skills", 1);
+    assert_eq!(
+        echo_once(addr, "after the restart").await,
+        "after the restart"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while waiting(&nats).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events left unhandled:\n{}\n{}",
+            connector.log(),
+            skills.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
+    let scratch = Scratch::new("bad-payload");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let skills = Node::start(&scratch.0, &config, "skills", 1);
+    let addr = listening(web, &connector).await;
+    assert_eq!(echo_once(addr, "before").await, "before");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for (lane, payload) in [
+        (3, &b"not json at all"[..]),
+        (5, br#"{"v":1,"type":"Deploy","event":{}}"#),
+        (7, br#"{"v":1,"type":"Message","event":{"text":5}}"#),
+    ] {
+        js.publish(format!("echobot.events.{lane}"), payload.to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while waiting(&nats).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bad events block their lanes:\n{}",
+            skills.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        echo_once(addr, "after").await,
+        "after",
+        "the skill process still serves"
+    );
+    let log = skills.log();
+    for expected in [
+        "not an event envelope: expected ident at line 1 column 2",
+        "unknown event type `Deploy`",
+        "malformed `Message` event at line 1 column 41",
+        "bad_events=3",
+    ] {
+        assert!(
+            log.contains(expected),
+            "no `{expected}` in the skill process's log:\n{log}"
+        );
+    }
+}
