@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) done: connectors::Dedupe,
     /// Events that could not be read (unknown type, malformed): logged and counted.
     pub(crate) bad_events: AtomicU64,
+    /// Skill role: one permit per event being handled (`cluster.max-in-flight`).
+    pub(crate) in_flight: tokio::sync::Semaphore,
 }
 
 /// The `cluster:` keys, checked.
@@ -120,6 +122,7 @@ impl Nats {
                 owners: Default::default(),
                 done: Default::default(),
                 bad_events: AtomicU64::new(0),
+                in_flight: tokio::sync::Semaphore::new(usize::from(config.max_in_flight.max(1))),
             }),
         })
     }

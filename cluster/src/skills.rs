@@ -21,6 +21,9 @@ use crate::connectors::{ORIGIN, SEND_ID};
 use crate::lanes::{backoff, consumer_config, stream_name};
 use crate::{Conn, Inner, presence};
 
+/// How soon an event handed back by a busy process is offered again.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 tokio::task_local! {
     /// The event being handled in this task: its stream sequence and how many sends its
     /// skills made so far. A send's id is both, so the same run on a redelivered event
@@ -141,6 +144,16 @@ async fn run_lane(inner: &Inner, lane: u16, bot: Bot) {
 /// counted and acknowledged so it does not block its lane.
 async fn handle(inner: &Inner, bot: &Bot, message: async_nats::jetstream::Message) {
     let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+    // A process that runs `max-in-flight` events already hands this one back: JetStream
+    // gives it (still first in its lane) to whichever process asks next.
+    let Ok(_permit) = inner.in_flight.try_acquire() else {
+        tracing::debug!(
+            sequence,
+            "busy: the event goes back for another skill process"
+        );
+        let _ = message.ack_with(AckKind::Nak(Some(BUSY_RETRY))).await;
+        return;
+    };
     let event = match wire::decode(&message.payload) {
         Ok(event) => event,
         Err(e) => {

@@ -111,6 +111,9 @@ pub struct ClusterConfig {
     /// the event is logged as lost and the next one is tried.
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub publish_timeout: Duration,
+    /// How many events one skill process runs at once, at most: a slow process hands the
+    /// events past that back at once, for the other processes, rather than hold their lanes.
+    pub max_in_flight: u16,
 }
 
 impl Default for ClusterConfig {
@@ -122,6 +125,7 @@ impl Default for ClusterConfig {
             redelivery: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(60),
+            max_in_flight: 64,
         }
     }
 }

@@ -20,8 +20,17 @@ Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or
 configuration error (nothing is started).";
 
 /// Runs the example bot with the command-line arguments `args` (without the program name):
-/// what `bot` does, and what the cluster tests run as each process.
+/// what `bot` does.
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    main_with(crate::builder(), args)
+}
+
+/// [`main`] with another builder (the example bot's with more skills, say): what the
+/// cluster tests run as each process.
+pub fn main_with(
+    builder: connector_core::BotBuilder,
+    args: impl IntoIterator<Item = String>,
+) -> ExitCode {
     let mut args = args.into_iter();
     let mut path = None;
     let mut role = Role::All;
@@ -47,7 +56,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         Some(p) => Config::from_path(p),
         None => Config::from_str(crate::DEFAULT_CONFIG, "<embedded configuration>"),
     };
-    let mut builder = crate::builder();
+    let mut builder = builder;
     if role != Role::All
         && let Ok(config) = &config
     {

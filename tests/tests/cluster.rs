@@ -49,12 +49,17 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path, config: &Path, role: &str, n: usize) -> Self {
+        Self::start_with(dir, config, role, n, &[])
+    }
+
+    fn start_with(dir: &Path, config: &Path, role: &str, n: usize, env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!("{role}-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(NODE)
             .args(["--config"])
             .arg(config)
             .args(["--role", role])
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
@@ -87,6 +92,10 @@ impl Drop for Node {
 }
 
 fn config(dir: &Path, nats: &NatsServer, web: u16) -> PathBuf {
+    config_with(dir, nats, web, 64)
+}
+
+fn config_with(dir: &Path, nats: &NatsServer, web: u16, max_in_flight: u16) -> PathBuf {
     let path = dir.join("configuration.yaml");
     std::fs::write(
         &path,
@@ -102,11 +111,13 @@ connectors:
     max-connections: 100
 skills:
   echo: {{}}
+  slow: {{}}
 cluster:
   nats: {url}
   name: echobot
   partitions: 16
   redelivery: 2
+  max-in-flight: {max_in_flight}
 ",
             url = nats.url()
         ),
@@ -386,4 +397,65 @@ async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
             "no `{expected}` in the skill process's log:\n{log}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
+    let scratch = Scratch::new("slow");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config_with(&scratch.0, &nats, web, 2);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let slow = Node::start_with(
+        &scratch.0,
+        &config,
+        "skills",
+        1,
+        &[("CLUSTER_NODE_SLOW_MS", "300")],
+    );
+    let fast = Node::start(&scratch.0, &config, "skills", 2);
+    let addr = listening(web, &connector).await;
+    let clients: Vec<_> = (0..8)
+        .map(|id| {
+            tokio::spawn(async move {
+                let mut socket = ws::client(addr).await.unwrap();
+                for i in 0..6 {
+                    let text = format!("slow {id} {i}");
+                    socket.send(Frame::text(text.clone())).await.unwrap();
+                    match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
+                        Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), text),
+                        other => panic!("no reply to {text:?}: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let running = |log: &str| -> Vec<usize> {
+        log.lines()
+            .filter_map(|l| {
+                l.split("slow skill: ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let slow_runs = running(&slow.log());
+    let fast_runs = running(&fast.log());
+    assert_eq!(slow_runs.len() + fast_runs.len(), 48, "each event ran once");
+    assert!(
+        slow_runs.iter().all(|&n| n <= 2),
+        "the slow process ran more than 2 at once: {slow_runs:?}"
+    );
+    assert!(
+        fast_runs.len() > slow_runs.len(),
+        "the fast process took the rest: {} vs {}",
+        fast_runs.len(),
+        slow_runs.len()
+    );
 }

@@ -240,6 +240,12 @@ impl Config {
                 "expected at least 1 partition",
             ));
         }
+        if cluster.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                loader.at_value("cluster.max-in-flight"),
+                "expected at least 1 event",
+            ));
+        }
         Ok(Config {
             connectors,
             skills,

@@ -715,7 +715,7 @@ fn cluster_section() {
     assert_eq!(cfg.cluster.send_timeout, Duration::from_secs(30));
     assert_eq!(
         err("connectors: {shell: }\ncluster:\n  partitons: 4\n"),
-        "configuration.yaml:3:3: cluster.partitons: unknown field `partitons`, expected one of `nats`, `name`, `partitions`, `redelivery`, `send-timeout`, `publish-timeout`"
+        "configuration.yaml:3:3: cluster.partitons: unknown field `partitons`, expected one of `nats`, `name`, `partitions`, `redelivery`, `send-timeout`, `publish-timeout`, `max-in-flight`"
     );
     assert_eq!(
         err("connectors: {shell: }\ncluster:\n  partitions: 0\n"),
