@@ -1,28 +1,32 @@
-//! The connector process: every parsed event is published to its lane (and `parse` waits
-//! for JetStream's acknowledgement, so an event `parse` returned on is stored); sends from
-//! skill processes are served, each once however often it is retried.
+//! The connector process: every parsed event is published to its lane, in batches of what
+//! arrived meanwhile (and `parse` waits for JetStream's acknowledgement of its batch, so an
+//! event `parse` returned on is stored); sends from skill processes are served, each once
+//! however often it is retried.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use connector_core::{AnyEvent, Bot, BoxError, wire};
 use futures_util::StreamExt;
+use tokio::sync::oneshot;
 
 use crate::lanes::{backoff, lane, lane_subject};
 use crate::{Conn, Inner, presence};
 
 /// Header: the connector process an event came from (where its replies go).
 pub(crate) const ORIGIN: &str = "Bot-Origin";
-/// Header: the id of a send, the same on every retry.
-pub(crate) const SEND_ID: &str = "Bot-Send-Id";
 
-/// Publishes `event` to its lane, retrying with backoff (with the same message id, so
-/// JetStream stores it once) until `cluster.publish-timeout`.
-pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
+/// The most events in one published batch (and their bytes, below NATS's 1 MiB payload).
+const BATCH_EVENTS: usize = 64;
+
+/// Queues `event` for its lane and waits until the batch it went out in is stored (so
+/// `parse` returns on a stored event). What arrives while a lane's batch is on its way goes
+/// in the lane's next one.
+pub(crate) async fn publish(inner: &Arc<Inner>, event: AnyEvent) {
     let payload = match wire::encode(&event) {
         Ok(bytes) => Bytes::from(bytes),
         Err(e) => {
@@ -30,11 +34,38 @@ pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
             return;
         }
     };
+    let lane = lane(&event, inner.settings.partitions);
+    let (done, stored) = oneshot::channel();
+    if inner.lanes[usize::from(lane)].push(payload, done) {
+        let inner = inner.clone();
+        tokio::spawn(async move { flush_lane(&inner, lane).await });
+    }
+    let _ = stored.await;
+}
+
+/// Publishes lane `lane`'s queued events, batch after batch, until none is left.
+async fn flush_lane(inner: &Inner, lane: u16) {
+    let subject = lane_subject(&inner.settings.name, lane);
+    while let Some(batch) = inner.lanes[usize::from(lane)].take(BATCH_EVENTS) {
+        let mut payload = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 1).sum());
+        for (event, _) in &batch {
+            if !payload.is_empty() {
+                payload.push(b'\n');
+            }
+            payload.extend_from_slice(event);
+        }
+        tracing::trace!(lane, events = batch.len(), "publishing a batch");
+        publish_batch(inner, &subject, Bytes::from(payload), batch.len()).await;
+        for (_, done) in batch {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// One batch, retried with backoff (with the same message id, so JetStream stores it once)
+/// until `cluster.publish-timeout`.
+async fn publish_batch(inner: &Inner, subject: &str, payload: Bytes, events: usize) {
     let conn = inner.conn().await;
-    let subject = lane_subject(
-        &inner.settings.name,
-        lane(&event, inner.settings.partitions),
-    );
     let id = format!(
         "{}-{}",
         inner.process,
@@ -48,7 +79,7 @@ pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
         headers.insert(ORIGIN, inner.process.as_str());
         let result = match conn
             .js
-            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .publish_with_headers(subject.to_owned(), headers, payload.clone())
             .await
         {
             Ok(ack) => ack.await.map(|_| ()).map_err(BoxError::from),
@@ -57,12 +88,12 @@ pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
         match result {
             Ok(()) => return,
             Err(e) if started.elapsed() >= inner.settings.publish_timeout => {
-                tracing::error!(error = %e, event = event.name(), timeout = ?inner.settings.publish_timeout, "an event could not be handed to the skill processes in time; dropped");
+                tracing::error!(error = %e, events, timeout = ?inner.settings.publish_timeout, "events could not be handed to the skill processes in time; dropped");
                 return;
             }
             Err(e) => {
                 if attempt == 0 {
-                    tracing::warn!(error = %e, "cannot hand an event to the skill processes; retrying with backoff");
+                    tracing::warn!(error = %e, "cannot hand events to the skill processes; retrying with backoff");
                 }
                 attempt += 1;
                 tokio::time::sleep(backoff(attempt)).await;
@@ -73,11 +104,7 @@ pub(crate) async fn publish(inner: &Inner, event: AnyEvent) {
 
 /// Serves the sends of skill processes: those addressed to this process and those any
 /// connector process may take, until shutdown.
-pub(crate) async fn run(
-    inner: &std::sync::Arc<Inner>,
-    conn: &Conn,
-    bot: Bot,
-) -> Result<(), BoxError> {
+pub(crate) async fn run(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<(), BoxError> {
     let name = &inner.settings.name;
     let mut own = conn
         .client
@@ -102,7 +129,7 @@ pub(crate) async fn run(
         let bot = bot.clone();
         let client = conn.client.clone();
         tokio::spawn(async move {
-            let answer = serve(&inner, &bot, &request).await;
+            let answer = serve(&inner, &bot, &request.payload).await;
             if let Some(reply) = request.reply {
                 let _ = client.publish(reply, answer).await;
             }
@@ -112,36 +139,45 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One send: the answer is empty on success, else the error's text.
-async fn serve(inner: &Inner, bot: &Bot, request: &async_nats::Message) -> Bytes {
-    let id = request
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(SEND_ID))
-        .map(|v| v.as_str().to_owned());
-    let event = match wire::decode(&request.payload) {
+/// A batch of sends, one `<id> <envelope>` a line, done in order; the answer has a line per
+/// send: empty on success, else the error's text.
+async fn serve(inner: &Inner, bot: &Bot, request: &[u8]) -> Bytes {
+    let mut answer = Vec::new();
+    for (i, line) in request.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            answer.push(b'\n');
+        }
+        if let Err(e) = serve_one(inner, bot, line).await {
+            answer.extend_from_slice(e.replace('\n', " ").as_bytes());
+        }
+    }
+    Bytes::from(answer)
+}
+
+async fn serve_one(inner: &Inner, bot: &Bot, line: &[u8]) -> Result<(), String> {
+    let (id, envelope) = match line.iter().position(|&b| b == b' ') {
+        Some(at) => (&line[..at], &line[at + 1..]),
+        None => (&b""[..], line),
+    };
+    let id = String::from_utf8_lossy(id).into_owned();
+    let event = match wire::decode(envelope) {
         Ok(event) => event,
         Err(e) => {
             inner.bad_events.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "a send from a skill process cannot be read; refused");
-            return Bytes::from(format!("error: {e}"));
+            return Err(e.to_string());
         }
     };
-    if let Some(id) = &id
-        && !inner.done.first(id)
-    {
+    if !id.is_empty() && !inner.done.first(&id) {
         tracing::debug!(send = %id, "a send already done came again; not sent twice");
-        return Bytes::new();
+        return Ok(());
     }
-    match bot.send(event).await {
-        Ok(()) => Bytes::new(),
-        Err(e) => {
-            if let Some(id) = &id {
-                inner.done.forget(id);
-            }
-            Bytes::from(format!("error: {e}"))
+    bot.send(event).await.map_err(|e| {
+        if !id.is_empty() {
+            inner.done.forget(&id);
         }
-    }
+        e.to_string()
+    })
 }
 
 /// The ids of the sends done lately (the newest 65,536): a send retried after its answer

@@ -1,5 +1,5 @@
 //! Lanes: conversations spread over `cluster.partitions` subjects of one JetStream stream,
-//! each read by one durable consumer with one event in flight, so the events of one
+//! each read by one durable consumer with one batch in flight, so the events of one
 //! conversation are handled one after another whichever skill process takes them.
 
 use std::time::Duration;
@@ -77,12 +77,15 @@ pub(crate) async fn ensure_stream(inner: &Inner, conn: &Conn) {
     }
 }
 
-/// The durable consumer of lane `lane`: explicit acknowledgements, one event in flight,
-/// handed to another skill process after `cluster.redelivery`.
-pub(crate) fn consumer_config(inner: &Inner, lane: u16) -> consumer::pull::Config {
+/// The durable consumer of lane `lane`: pushed to the skill processes' queue group, explicit
+/// acknowledgements, one batch in flight, handed to another skill process after
+/// `cluster.redelivery`.
+pub(crate) fn consumer_config(inner: &Inner, lane: u16) -> consumer::push::Config {
     let name = &inner.settings.name;
-    consumer::pull::Config {
+    consumer::push::Config {
         durable_name: Some(format!("{name}-lane-{lane}")),
+        deliver_subject: format!("{name}.deliver.{lane}"),
+        deliver_group: Some("skills".to_owned()),
         filter_subject: lane_subject(name, lane),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: inner.settings.redelivery,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod batch;
 mod connectors;
 mod lanes;
 mod presence;
@@ -63,6 +64,11 @@ pub(crate) struct Inner {
     pub(crate) bad_events: AtomicU64,
     /// Skill role: one permit per event being handled (`cluster.max-in-flight`).
     pub(crate) in_flight: tokio::sync::Semaphore,
+    pub(crate) max_in_flight: usize,
+    /// Connector role: each lane's events waiting to be published.
+    pub(crate) lanes: Vec<batch::Queue<bytes::Bytes, ()>>,
+    /// Skill role: the sends waiting to go, by subject (a connector process, or any).
+    pub(crate) sends: std::sync::Mutex<std::collections::HashMap<String, Arc<skills::SendQueue>>>,
 }
 
 /// The `cluster:` keys, checked.
@@ -123,6 +129,11 @@ impl Nats {
                 done: Default::default(),
                 bad_events: AtomicU64::new(0),
                 in_flight: tokio::sync::Semaphore::new(usize::from(config.max_in_flight.max(1))),
+                max_in_flight: usize::from(config.max_in_flight.max(1)),
+                lanes: (0..config.partitions.max(1))
+                    .map(|_| Default::default())
+                    .collect(),
+                sends: Default::default(),
             }),
         })
     }

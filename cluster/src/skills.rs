@@ -10,14 +10,16 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use async_nats::RequestErrorKind;
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::{HeaderMap, RequestErrorKind};
+use async_nats::jetstream::consumer;
 use bytes::Bytes;
 use connector_core::{AnyEvent, Bot, BoxError, SendError, wire};
 use futures_util::StreamExt;
+use tokio::sync::oneshot;
 
-use crate::connectors::{ORIGIN, SEND_ID};
+use crate::batch::Queue;
+use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, consumer_config, stream_name};
 use crate::{Conn, Inner, presence};
 
@@ -25,10 +27,11 @@ use crate::{Conn, Inner, presence};
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
 tokio::task_local! {
-    /// The event being handled in this task: its stream sequence and how many sends its
-    /// skills made so far. A send's id is both, so the same run on a redelivered event
-    /// makes the same ids, and the connector process sends each once.
-    static HANDLING: (u64, Cell<u32>);
+    /// The event being handled in this task: its batch's stream sequence, its place in the
+    /// batch, and how many sends its skills made so far. A send's id is all three, so the
+    /// same run on a redelivered batch makes the same ids, and the connector process sends
+    /// each once.
+    static HANDLING: (u64, u32, Cell<u32>);
 }
 
 /// Which connector process each conversation came from, by `connector\0target`.
@@ -38,7 +41,7 @@ pub(crate) struct Owners(Mutex<HashMap<String, Arc<str>>>);
 const OWNERS_LIMIT: usize = 1 << 20;
 
 impl Owners {
-    fn key(event: &AnyEvent) -> String {
+    pub(crate) fn key(event: &AnyEvent) -> String {
         let meta = event.meta();
         format!(
             "{}\0{}",
@@ -61,116 +64,145 @@ impl Owners {
     }
 }
 
-/// Runs one task per lane until shutdown; each finishes the event it is on first.
+/// Takes the lanes' events until shutdown, then finishes the batches it is on.
+///
+/// Each lane is a push consumer delivering to one queue group, `skills`: JetStream sends a
+/// lane's next batch to one of the skill processes once the one before is acknowledged, so
+/// no process asks for work (a pull request per lane and process would be answered "busy"
+/// over and over while the lane's batch is out).
 pub(crate) async fn run(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<(), BoxError> {
     let presence = presence::serve(inner, conn, "skills").await?;
-    let mut lanes = tokio::task::JoinSet::new();
+    ensure_consumers(inner, conn, &bot).await;
+    // One subscription per lane: JetStream sees a queue group's interest in a deliver
+    // subject only through a subscription to that very subject (not a wildcard).
+    let mut subscriptions = Vec::with_capacity(usize::from(inner.settings.partitions));
     for lane in 0..inner.settings.partitions {
+        subscriptions.push(
+            conn.client
+                .queue_subscribe(
+                    format!("{}.deliver.{lane}", inner.settings.name),
+                    "skills".to_owned(),
+                )
+                .await?,
+        );
+    }
+    let mut deliveries = futures_util::stream::select_all(subscriptions);
+    let watch = presence::watch(inner, conn, "connectors", bot.clone());
+    tokio::pin!(watch);
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let delivery = tokio::select! {
+            _ = bot.shutting_down() => break,
+            _ = &mut watch => continue,
+            Some(_) = running.join_next(), if !running.is_empty() => continue,
+            m = deliveries.next() => m,
+        };
+        let Some(delivery) = delivery else { break };
+        let message = async_nats::jetstream::Message {
+            message: delivery,
+            context: conn.js.clone(),
+        };
         let inner = inner.clone();
         let bot = bot.clone();
-        lanes.spawn(async move { run_lane(&inner, lane, bot).await });
+        running.spawn(async move { handle(&inner, &bot, message).await });
     }
-    let watch = presence::watch(inner, conn, "connectors", bot.clone());
-    tokio::select! {
-        _ = watch => {}
-        _ = bot.shutting_down() => {}
+    // What is not taken yet goes to the other processes (after `redelivery`).
+    for mut subscription in deliveries.into_iter() {
+        let _ = subscription.unsubscribe().await;
     }
-    while lanes.join_next().await.is_some() {}
+    while running.join_next().await.is_some() {}
     drop(presence);
     Ok(())
 }
 
-async fn run_lane(inner: &Inner, lane: u16, bot: Bot) {
-    let mut attempt = 0;
-    'consumer: while !bot.is_shutting_down() {
-        let conn = inner.conn().await;
-        let consumer: Result<PullConsumer, BoxError> = async {
-            let stream = conn
-                .js
-                .get_stream(stream_name(&inner.settings.name))
-                .await?;
-            let config = consumer_config(inner, lane);
-            let name = config.durable_name.clone().unwrap_or_default();
-            Ok(stream.get_or_create_consumer(&name, config).await?)
-        }
-        .await;
-        let messages = match consumer {
-            // Heartbeats make a pull that died with the server an error, so it is opened
-            // again instead of waiting forever. The lane's consumer lets one event out at a
-            // time whatever the batch; a pull open for several saves a request per event.
-            Ok(c) => c
-                .stream()
-                .max_messages_per_batch(16)
-                .expires(std::time::Duration::from_secs(10))
-                .heartbeat(std::time::Duration::from_secs(3))
-                .messages()
-                .await
-                .map_err(BoxError::from),
-            Err(e) => Err(e),
-        };
-        let mut messages = match messages {
-            Ok(m) => m,
-            Err(e) => {
-                if attempt == 0 {
-                    tracing::warn!(lane, error = %e, "cannot read the lane's events; retrying with backoff");
-                }
-                attempt += 1;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff(attempt)) => continue 'consumer,
-                    _ = bot.shutting_down() => return,
-                }
-            }
-        };
-        attempt = 0;
+/// Creates each lane's durable consumer if it is not there, retrying with backoff.
+async fn ensure_consumers(inner: &Inner, conn: &Conn, bot: &Bot) {
+    for lane in 0..inner.settings.partitions {
+        let mut attempt = 0;
         loop {
-            let next = tokio::select! {
-                _ = bot.shutting_down() => return,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(message)) => handle(inner, &bot, message).await,
-                Some(Err(e)) => {
-                    tracing::debug!(lane, error = %e, "the lane's pull stream failed; opening it again");
-                    tokio::time::sleep(backoff(1)).await;
-                    continue 'consumer;
+            let made: Result<(), BoxError> = async {
+                let stream = conn
+                    .js
+                    .get_stream(stream_name(&inner.settings.name))
+                    .await?;
+                let config = consumer_config(inner, lane);
+                let name = config.durable_name.clone().unwrap_or_default();
+                stream
+                    .get_or_create_consumer::<consumer::push::Config>(&name, config)
+                    .await?;
+                Ok(())
+            }
+            .await;
+            match made {
+                Ok(()) => break,
+                Err(e) => {
+                    if attempt == 0 {
+                        tracing::warn!(lane, error = %e, "cannot set up the lane's consumer; retrying with backoff");
+                    }
+                    attempt += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(attempt)) => {}
+                        _ = bot.shutting_down() => return,
+                    }
                 }
-                None => continue 'consumer,
             }
         }
     }
 }
 
-/// One event: read it, run the skills, acknowledge. An event that cannot be read is logged,
-/// counted and acknowledged so it does not block its lane.
+/// One batch of events: read them, run the skills (the events of one conversation one
+/// after another, conversations side by side), acknowledge. An event that cannot be read
+/// is logged, counted and skipped; the lane goes on.
 async fn handle(inner: &Inner, bot: &Bot, message: async_nats::jetstream::Message) {
     let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-    // A process that runs `max-in-flight` events already hands this one back: JetStream
-    // gives it (still first in its lane) to whichever process asks next.
-    let Ok(_permit) = inner.in_flight.try_acquire() else {
+    // A process that would run more than `max-in-flight` events hands the batch back:
+    // JetStream gives it (still first in its lane) to whichever process asks next. (A batch
+    // larger than the bound takes the whole bound.)
+    let events = message.payload.split(|&b| b == b'\n').count();
+    let wanted = events.min(inner.max_in_flight) as u32;
+    let Ok(_permits) = inner.in_flight.try_acquire_many(wanted) else {
         tracing::debug!(
             sequence,
-            "busy: the event goes back for another skill process"
+            "busy: the events go back for another skill process"
         );
         let _ = message.ack_with(AckKind::Nak(Some(BUSY_RETRY))).await;
         return;
     };
-    let event = match wire::decode(&message.payload) {
-        Ok(event) => event,
-        Err(e) => {
-            let count = inner.bad_events.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(error = %e, sequence, bad_events = count, "an event from a connector process cannot be read; skipped");
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+    let origin = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ORIGIN))
+        .map(|o| Arc::<str>::from(o.as_str()));
+    let mut conversations: Vec<Vec<(u32, AnyEvent)>> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for (index, line) in message.payload.split(|&b| b == b'\n').enumerate() {
+        let event = match wire::decode(line) {
+            Ok(event) => event,
+            Err(e) => {
+                let count = inner.bad_events.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(error = %e, sequence, index, bad_events = count, "an event from a connector process cannot be read; skipped");
+                continue;
+            }
+        };
+        if let Some(origin) = &origin {
+            inner.owners.note(&event, origin.clone());
         }
-    };
-    if let Some(origin) = message.headers.as_ref().and_then(|h| h.get(ORIGIN)) {
-        inner.owners.note(&event, Arc::from(origin.as_str()));
+        let slot = *by_key.entry(Owners::key(&event)).or_insert_with(|| {
+            conversations.push(Vec::new());
+            conversations.len() - 1
+        });
+        conversations[slot].push((index as u32, event));
     }
-    HANDLING
-        .scope((sequence, Cell::new(0)), bot.handle(event))
-        .await;
+    let runs = conversations.into_iter().map(|events| async move {
+        for (index, event) in events {
+            HANDLING
+                .scope((sequence, index, Cell::new(0)), bot.handle(event))
+                .await;
+        }
+    });
+    futures_util::future::join_all(runs).await;
     // Acknowledged once the skills are done, without waiting for the server to confirm
-    // (a round trip per event): an acknowledgement that is lost makes the event come
+    // (a round trip per batch): an acknowledgement that is lost makes the batch come
     // again, and its sends are not repeated (their ids are the same).
     for attempt in 0..5 {
         match message.ack().await {
@@ -183,14 +215,20 @@ async fn handle(inner: &Inner, bot: &Bot, message: async_nats::jetstream::Messag
     }
     tracing::warn!(
         sequence,
-        "an event could not be acknowledged; it will be handled again (its replies are not sent twice)"
+        "events could not be acknowledged; they will be handled again (their replies are not sent twice)"
     );
 }
 
-/// A skill's send: a request to the connector process that owns the conversation (any
-/// connector process when none is known), retried with the same id until it is answered or
-/// `cluster.send-timeout` passes.
-pub(crate) async fn send(inner: &Inner, event: AnyEvent) -> Result<(), SendError> {
+/// The sends waiting to go to one subject (a connector process, or any).
+pub(crate) type SendQueue = Queue<(String, Bytes), Result<(), String>>;
+
+/// The most sends in one request.
+const SEND_BATCH: usize = 64;
+
+/// A skill's send: queued for the connector process that owns the conversation (any
+/// connector process when none is known) and sent in a request with what else is queued
+/// for it; retried with the same id until answered or `cluster.send-timeout` passes.
+pub(crate) async fn send(inner: &Arc<Inner>, event: AnyEvent) -> Result<(), SendError> {
     let connector = event.meta().connector.as_deref().unwrap_or("").to_owned();
     let fail = |source: BoxError| SendError::Handler {
         connector: connector.clone(),
@@ -199,61 +237,99 @@ pub(crate) async fn send(inner: &Inner, event: AnyEvent) -> Result<(), SendError
     };
     let payload = Bytes::from(wire::encode(&event).map_err(|e| fail(e.into()))?);
     let id = HANDLING
-        .try_with(|(sequence, count)| {
+        .try_with(|(sequence, index, count)| {
             let n = count.get();
             count.set(n + 1);
-            format!("{sequence}.{n}")
+            format!("{sequence}.{index}.{n}")
         })
         .unwrap_or_else(|_| format!("{}.{}", inner.process, fastrand::u64(..)));
     let name = &inner.settings.name;
+    let subject = match inner.owners.owner(&event) {
+        Some(owner) => format!("{name}.send.{owner}"),
+        None => format!("{name}.send.any"),
+    };
+    let (done, answered) = oneshot::channel();
+    enqueue(inner, subject, (id, payload), done);
+    match answered.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(text)) => Err(fail(text.into())),
+        Err(_) => Err(fail("the send was dropped at shutdown".into())),
+    }
+}
+
+fn enqueue(
+    inner: &Arc<Inner>,
+    subject: String,
+    item: (String, Bytes),
+    done: oneshot::Sender<Result<(), String>>,
+) {
+    let queue = {
+        let mut sends = inner.sends.lock().unwrap_or_else(|p| p.into_inner());
+        sends.entry(subject.clone()).or_default().clone()
+    };
+    if queue.push(item, done) {
+        let inner = inner.clone();
+        tokio::spawn(async move { flush_sends(&inner, subject, queue).await });
+    }
+}
+
+/// Sends what is queued for `subject`, batch after batch, until none is left.
+async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>) {
+    let any = format!("{}.send.any", inner.settings.name);
     let conn = inner.conn().await;
-    let started = Instant::now();
-    let mut attempt = 0;
-    // Once the owning process does not answer at all (it is gone), any connector process
-    // may take the send: one that runs the conversation's connector answers at once (the
-    // send, or why it cannot be done) instead of this one waiting for `send-timeout`.
-    let mut owner_gone = false;
-    loop {
-        let owner = inner.owners.owner(&event).filter(|_| !owner_gone);
-        let subject = match &owner {
-            Some(owner) => format!("{name}.send.{owner}"),
-            None => format!("{name}.send.any"),
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(SEND_ID, id.as_str());
-        match conn
-            .client
-            .request_with_headers(subject, headers, payload.clone())
-            .await
-        {
-            Ok(answer) if answer.payload.is_empty() => return Ok(()),
-            Ok(answer) => {
-                let text = String::from_utf8_lossy(&answer.payload);
-                let text = text.strip_prefix("error: ").unwrap_or(&text).to_owned();
-                return Err(fail(text.into()));
+    while let Some(batch) = queue.take(SEND_BATCH) {
+        let mut payload = Vec::new();
+        for (i, ((id, event), _)) in batch.iter().enumerate() {
+            if i > 0 {
+                payload.push(b'\n');
             }
-            Err(e) if started.elapsed() >= inner.settings.send_timeout => {
-                return Err(fail(
-                    format!(
+            payload.extend_from_slice(id.as_bytes());
+            payload.push(b' ');
+            payload.extend_from_slice(event);
+        }
+        let payload = Bytes::from(payload);
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match conn.client.request(subject.clone(), payload.clone()).await {
+                Ok(answer) => {
+                    let mut lines = answer.payload.split(|&b| b == b'\n');
+                    for (_, done) in batch {
+                        let _ = done.send(match lines.next() {
+                            Some([]) => Ok(()),
+                            Some(text) => Err(String::from_utf8_lossy(text).into_owned()),
+                            None => Err("the connector process did not answer this send".into()),
+                        });
+                    }
+                    break;
+                }
+                // The owner does not answer at all (it is gone): any connector process may
+                // take the sends; one that runs the conversation's connector answers at
+                // once (the send, or why it cannot be done) instead of `send-timeout` later.
+                Err(e) if subject != any && e.kind() == RequestErrorKind::NoResponders => {
+                    tracing::debug!(%subject, "the conversation's connector process is gone; any connector process may take its sends");
+                    for (item, done) in batch {
+                        enqueue(inner, any.clone(), item, done);
+                    }
+                    break;
+                }
+                Err(e) if started.elapsed() >= inner.settings.send_timeout => {
+                    let text = format!(
                         "no connector process answered in {:?}: {e}",
                         inner.settings.send_timeout
-                    )
-                    .into(),
-                ));
-            }
-            Err(e) if owner.is_some() && e.kind() == RequestErrorKind::NoResponders => {
-                tracing::debug!(
-                    owner = owner.as_deref(),
-                    "the conversation's connector process is gone; any connector process may take the send"
-                );
-                owner_gone = true;
-            }
-            Err(e) => {
-                if attempt == 0 {
-                    tracing::warn!(error = %e, "a send cannot reach its connector process; retrying");
+                    );
+                    for (_, done) in batch {
+                        let _ = done.send(Err(text.clone()));
+                    }
+                    break;
                 }
-                attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
+                Err(e) => {
+                    if attempt == 0 {
+                        tracing::warn!(error = %e, "sends cannot reach their connector process; retrying");
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
             }
         }
     }

@@ -98,7 +98,7 @@ pub struct ClusterConfig {
     /// The bot's name: processes with the same name are one bot.
     pub name: Option<String>,
     /// How many ordered lanes conversations are spread over: events of one conversation
-    /// always take the same lane, and a lane has one event in flight at a time.
+    /// always take the same lane, and a lane has one batch of events in flight at a time.
     pub partitions: u16,
     /// How long an event handed to a skill process may stay unfinished before it is handed
     /// to another one (the process died, or hangs): seconds in YAML.
@@ -125,7 +125,7 @@ impl Default for ClusterConfig {
             redelivery: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(60),
-            max_in_flight: 64,
+            max_in_flight: 1024,
         }
     }
 }
