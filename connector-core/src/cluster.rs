@@ -89,6 +89,7 @@ impl FromStr for Role {
 ///   partitions: 64         # conversations are spread over this many ordered lanes
 ///   redelivery: 30         # seconds before an event a skill process did not finish goes to another
 ///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
+///   max-in-flight: 1024    # events one skill process runs at once
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
