@@ -166,16 +166,7 @@ async fn run(name: &str, fault: impl FnOnce(&mut Vec<Node>, &mut NatsServer), se
         Node::start(&scratch.0, &config, "skills", 1),
         Node::start(&scratch.0, &config, "skills", 2),
     ];
-    let addr: SocketAddr = ([127, 0, 0, 1], web).into();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the connector process did not listen:\n{}",
-            connector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = listening(web, &connector).await;
 
     let done = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
