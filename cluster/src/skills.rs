@@ -1,7 +1,10 @@
-//! The skill process: one task per lane takes its events one at a time, runs the skills on
-//! each (`Bot::handle`) and acknowledges it once they are done, so an event whose process
-//! dies mid-run is handed to another after `cluster.redelivery`. A skill's send goes to the
-//! connector process its conversation came from, as a request answered once it is sent.
+//! The skill process: JetStream pushes each lane's batches to the skill processes' queue
+//! group, one batch of a lane at a time; a process runs the skills on the batch's events
+//! (`Bot::handle`; one conversation's events one after another, conversations side by side)
+//! and acknowledges it once they are done, so a batch whose process dies mid-run is handed to
+//! another after `cluster.redelivery`. A skill's send goes to the connector process its
+//! conversation came from, in a request (with the other sends queued for that process)
+//! answered once it is sent.
 
 use std::cell::Cell;
 use std::collections::HashMap;
