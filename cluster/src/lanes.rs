@@ -1,10 +1,11 @@
 //! Lanes: conversations spread over `cluster.partitions` subjects of one JetStream stream,
-//! each read by one durable consumer with one batch in flight, so the events of one
-//! conversation are handled one after another whichever skill process takes them.
+//! each read by one skill process at a time (the holder of its lease, see
+//! [`crate::leases`]), so the events of one conversation are handled in order whichever
+//! skill process takes them.
 
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer, stream};
+use async_nats::jetstream::stream;
 use connector_core::AnyEvent;
 
 use crate::{Conn, Inner};
@@ -74,23 +75,6 @@ pub(crate) async fn ensure_stream(inner: &Inner, conn: &Conn) {
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }
-    }
-}
-
-/// The durable consumer of lane `lane`: pushed to the skill processes' queue group, explicit
-/// acknowledgements, one batch in flight, handed to another skill process after
-/// `cluster.redelivery`.
-pub(crate) fn consumer_config(inner: &Inner, lane: u16) -> consumer::push::Config {
-    let name = &inner.settings.name;
-    consumer::push::Config {
-        durable_name: Some(format!("{name}-lane-{lane}")),
-        deliver_subject: format!("{name}.deliver.{lane}"),
-        deliver_group: Some("skills".to_owned()),
-        filter_subject: lane_subject(name, lane),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: inner.settings.redelivery,
-        max_ack_pending: 1,
-        ..Default::default()
     }
 }
 

@@ -4,7 +4,9 @@
 mod batch;
 mod connectors;
 mod lanes;
+mod leases;
 mod presence;
+mod sends;
 mod skills;
 
 use std::sync::Arc;
@@ -57,7 +59,7 @@ pub(crate) struct Inner {
     /// The sequence of this process's publishes, for JetStream's duplicate detection.
     pub(crate) published: AtomicU64,
     /// Skill role: which connector process each conversation came from.
-    pub(crate) owners: skills::Owners,
+    pub(crate) owners: sends::Owners,
     /// Connector role: the sends already done, so a retried send is not done twice.
     pub(crate) done: connectors::Dedupe,
     /// Events that could not be read (unknown type, malformed): logged and counted.
@@ -65,10 +67,12 @@ pub(crate) struct Inner {
     /// Skill role: one permit per event being handled (`cluster.max-in-flight`).
     pub(crate) in_flight: tokio::sync::Semaphore,
     pub(crate) max_in_flight: usize,
+    /// Skill role: some lane waited for `in_flight` since the leases were last renewed.
+    pub(crate) saturated: std::sync::atomic::AtomicBool,
     /// Connector role: each lane's events waiting to be published.
     pub(crate) lanes: Vec<batch::Queue<bytes::Bytes, ()>>,
     /// Skill role: the sends waiting to go, by subject (a connector process, or any).
-    pub(crate) sends: std::sync::Mutex<std::collections::HashMap<String, Arc<skills::SendQueue>>>,
+    pub(crate) sends: std::sync::Mutex<std::collections::HashMap<String, Arc<sends::SendQueue>>>,
 }
 
 /// The `cluster:` keys, checked.
@@ -130,6 +134,7 @@ impl Nats {
                 bad_events: AtomicU64::new(0),
                 in_flight: tokio::sync::Semaphore::new(usize::from(config.max_in_flight.max(1))),
                 max_in_flight: usize::from(config.max_in_flight.max(1)),
+                saturated: Default::default(),
                 lanes: (0..config.partitions.max(1))
                     .map(|_| Default::default())
                     .collect(),
@@ -203,7 +208,7 @@ impl Transport for Nats {
     }
 
     fn send(&self, event: AnyEvent) -> BoxFuture<'_, Result<(), SendError>> {
-        Box::pin(skills::send(&self.inner, event))
+        Box::pin(sends::send(&self.inner, event))
     }
 
     fn run(&self, role: Role, bot: Bot) -> BoxFuture<'_, Result<(), BoxError>> {

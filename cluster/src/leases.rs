@@ -1,0 +1,340 @@
+//! Lane leases: each lane is read by one skill process at a time, the one holding its lease
+//! in the bot's JetStream key-value bucket `<bot>-lanes`, so that process can take many of
+//! the lane's events at once (and acknowledge them together) and order per conversation
+//! still holds.
+//!
+//! The bucket's entries live `cluster.redelivery` unless renewed: `member.<process>` says a
+//! skill process is up (and whether it is saturated), `lane.<n>` which process holds lane
+//! `n`. Every quarter of that time each process renews what it holds, counts the processes
+//! that are up and not saturated, and takes free lanes up to its share or gives back those
+//! above it. A process that dies stops renewing: its lanes are free `redelivery` later and
+//! the others take them. A saturated process (its events wait for `max-in-flight`) gives
+//! back the lanes that wait, and takes none, while another process is not saturated.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{kv, stream};
+use bytes::Bytes;
+use connector_core::{Bot, BoxError};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::lanes::backoff;
+use crate::{Conn, Inner};
+
+/// A lane this process holds.
+struct Held {
+    /// The lease's revision: the next renewal must find it unchanged.
+    revision: u64,
+    renewed: Instant,
+    /// Set to stop the lane's task (it finishes the events it is on).
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Being given back: renewed until its task has ended, then deleted.
+    releasing: bool,
+    /// Its task waits for `max-in-flight` permits.
+    waiting: Arc<AtomicBool>,
+}
+
+/// What a lane's task is given: the lane, its lease's revision (the epoch that names its
+/// consumer), the signal to stop, and the flag it sets while it waits for permits.
+pub(crate) struct Grant {
+    pub(crate) lane: u16,
+    pub(crate) epoch: u64,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) waiting: Arc<AtomicBool>,
+}
+
+fn lane_key(lane: u16) -> String {
+    format!("lane.{lane}")
+}
+
+/// The bucket, made (or its entries' lifetime brought to `redelivery`) if needed; retried
+/// with backoff until it works or the bot shuts down.
+async fn bucket(inner: &Inner, conn: &Conn, bot: &Bot) -> Option<kv::Store> {
+    let bucket = format!("{}-lanes", inner.settings.name);
+    let ttl = inner.settings.redelivery;
+    let mut attempt = 0;
+    loop {
+        // Made, or brought to this `redelivery` if it was there with another. (The stream
+        // is written out, as the key-value convention has it, rather than made by
+        // `create_key_value`, which needs a newer server's account information.)
+        let config = stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: ttl,
+            duplicate_window: ttl.min(Duration::from_secs(120)),
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        let made: Result<kv::Store, BoxError> = async {
+            if conn.js.create_stream(config.clone()).await.is_err() {
+                conn.js.update_stream(config).await?;
+            }
+            Ok(conn.js.get_key_value(bucket.clone()).await?)
+        }
+        .await;
+        match made {
+            Ok(store) => return Some(store),
+            Err(e) => {
+                if attempt == 0 {
+                    tracing::warn!(%bucket, error = %e, "cannot set up the lanes' leases; retrying with backoff");
+                }
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                    _ = bot.shutting_down() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Holds lanes until shutdown, starting `start` on each lane it takes; then stops them (each
+/// finishes what it is on) and gives their leases back, so the other processes take them at
+/// once.
+pub(crate) async fn run<S>(inner: &Arc<Inner>, conn: &Conn, bot: &Bot, start: S)
+where
+    S: Fn(Grant) -> tokio::task::JoinHandle<()>,
+{
+    let Some(kv) = bucket(inner, conn, bot).await else {
+        return;
+    };
+    let tick = (inner.settings.redelivery / 4).max(Duration::from_millis(50));
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held: BTreeMap<u16, Held> = BTreeMap::new();
+    let mut free_for: HashMap<u16, u32> = HashMap::new();
+    let mut told = false;
+    loop {
+        tokio::select! {
+            _ = bot.shutting_down() => break,
+            _ = ticks.tick() => {}
+        }
+        match round(inner, &kv, &mut held, &mut free_for, &start).await {
+            Ok(()) => {
+                if told {
+                    tracing::info!("the lanes' leases can be renewed again");
+                    told = false;
+                }
+            }
+            Err(e) => {
+                if !told {
+                    tracing::warn!(error = %e, "cannot renew or take the lanes' leases; retrying");
+                    told = true;
+                }
+                // Past three quarters of its lifetime a lease may be gone: stop reading it
+                // (another process may take it).
+                let stale: Vec<u16> = held
+                    .iter()
+                    .filter(|(_, h)| h.renewed.elapsed() > inner.settings.redelivery * 3 / 4)
+                    .map(|(&lane, _)| lane)
+                    .collect();
+                for lane in stale {
+                    if let Some(h) = held.remove(&lane) {
+                        let _ = h.stop.send(true);
+                    }
+                }
+            }
+        }
+    }
+    for h in held.values() {
+        let _ = h.stop.send(true);
+    }
+    for (lane, h) in held {
+        let _ = h.task.await;
+        let _ = kv
+            .delete_expect_revision(lane_key(lane), Some(h.revision))
+            .await;
+    }
+    let _ = kv.delete(format!("member.{}", inner.process)).await;
+}
+
+/// One round: say this process is up, renew what it holds, give back what it should not
+/// hold, take its share of the free lanes.
+async fn round<S>(
+    inner: &Arc<Inner>,
+    kv: &kv::Store,
+    held: &mut BTreeMap<u16, Held>,
+    free_for: &mut HashMap<u16, u32>,
+    start: &S,
+) -> Result<(), BoxError>
+where
+    S: Fn(Grant) -> tokio::task::JoinHandle<()>,
+{
+    let partitions = inner.settings.partitions;
+    let busy = inner.saturated.swap(false, Ordering::Relaxed)
+        || held.values().any(|h| h.waiting.load(Ordering::Relaxed));
+    kv.put(
+        format!("member.{}", inner.process),
+        Bytes::from_static(if busy { b"busy" } else { b"up" }),
+    )
+    .await?;
+
+    // Renew, all at once; a lease another process holds now is lost.
+    let me = Bytes::from(inner.process.clone());
+    let renewals = futures_util::future::join_all(held.iter().map(|(&lane, h)| {
+        let me = me.clone();
+        async move { (lane, kv.update(lane_key(lane), me, h.revision).await) }
+    }))
+    .await;
+    for (lane, renewed) in renewals {
+        match renewed {
+            Ok(revision) => {
+                if let Some(h) = held.get_mut(&lane) {
+                    h.revision = revision;
+                    h.renewed = Instant::now();
+                }
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                tracing::warn!(
+                    lane,
+                    "the lane's lease expired (this process was too slow to renew it); another process reads it now"
+                );
+                if let Some(h) = held.remove(&lane) {
+                    let _ = h.stop.send(true);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // Lanes whose task ended (given back, or it failed): their leases go.
+    let ended: Vec<u16> = held
+        .iter()
+        .filter(|(_, h)| h.task.is_finished())
+        .map(|(&lane, _)| lane)
+        .collect();
+    for lane in ended {
+        if let Some(h) = held.remove(&lane)
+            && let Err(e) = kv
+                .delete_expect_revision(lane_key(lane), Some(h.revision))
+                .await
+        {
+            // Gone already, or another process's now: nothing to give back.
+            tracing::debug!(lane, error = %e, "the lane's lease was not there to give back");
+        }
+    }
+
+    // Who is up, and who holds what.
+    let mut up = 0usize;
+    let mut idle = 0usize;
+    let mut taken = HashSet::new();
+    let mut entries = kv.keys().await?;
+    while let Some(key) = entries.next().await {
+        let key = key?;
+        if let Some(lane) = key.strip_prefix("lane.") {
+            if let Ok(lane) = lane.parse::<u16>() {
+                taken.insert(lane);
+            }
+        } else if let Some(process) = key.strip_prefix("member.") {
+            up += 1;
+            let not_busy = if process == inner.process {
+                !busy
+            } else {
+                kv.get(&key).await?.as_deref() != Some(&b"busy"[..])
+            };
+            idle += usize::from(not_busy);
+        }
+    }
+    for lane in 0..partitions {
+        if taken.contains(&lane) {
+            free_for.remove(&lane);
+        } else {
+            *free_for.entry(lane).or_default() += 1;
+        }
+    }
+
+    let holding = held.values().filter(|h| !h.releasing).count();
+    if busy && idle > 0 {
+        // Saturated while another process is not: give back the lanes that wait, take none.
+        for (&lane, h) in held.iter_mut() {
+            if !h.releasing && h.waiting.load(Ordering::Relaxed) {
+                tracing::info!(
+                    lane,
+                    "saturated (max-in-flight): the lane goes to another process"
+                );
+                h.releasing = true;
+                let _ = h.stop.send(true);
+            }
+        }
+        return Ok(());
+    }
+    // Shared among the processes that are not saturated (among all, when all are).
+    let sharing = if busy { up } else { idle };
+    let share = usize::from(partitions).div_ceil(sharing.max(1));
+    if holding > share {
+        for (_, h) in held
+            .iter_mut()
+            .rev()
+            .filter(|(_, h)| !h.releasing)
+            .take(holding - share)
+        {
+            h.releasing = true;
+            let _ = h.stop.send(true);
+        }
+        return Ok(());
+    }
+    // Free lanes, from a place of this process's own so that processes starting together
+    // try different ones first; past its share, those free for two rounds (nobody under
+    // their share wanted them).
+    let offset = fnv(inner.process.as_bytes()) % u64::from(partitions.max(1));
+    let mut holding = holding;
+    for step in 0..partitions {
+        let lane = ((offset + u64::from(step)) % u64::from(partitions)) as u16;
+        let Some(&rounds) = free_for.get(&lane) else {
+            continue;
+        };
+        if held.contains_key(&lane) || (holding >= share && rounds < 2) {
+            continue;
+        }
+        match kv.create(lane_key(lane), me.clone()).await {
+            Ok(revision) => {
+                let (stop, stopped) = watch::channel(false);
+                let waiting = Arc::new(AtomicBool::new(false));
+                let task = start(Grant {
+                    lane,
+                    epoch: revision,
+                    stop: stopped,
+                    waiting: waiting.clone(),
+                });
+                held.insert(
+                    lane,
+                    Held {
+                        revision,
+                        renewed: Instant::now(),
+                        stop,
+                        task,
+                        releasing: false,
+                        waiting,
+                    },
+                );
+                free_for.remove(&lane);
+                holding += 1;
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                free_for.remove(&lane);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a.
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
