@@ -6,7 +6,7 @@
 # over the bot's processes (and with nats-server's added), from /proc.
 #
 #   bash bench/cluster.sh
-#   CLIENTS=100 MSGS=200 REPS=3 SETUPS="single 1+1 1+2" PARTITIONS=64 bash bench/cluster.sh
+#   CLIENTS=100 MSGS=200 REPS=3 SETUPS="single 1+1 1+2" PARTITIONS=16 bash bench/cluster.sh
 #
 # Needs nats-server (bash scripts/test.sh installs it). Loopback only; every process it
 # starts is stopped when it ends.
@@ -17,7 +17,7 @@ CLIENTS=${CLIENTS:-100}
 MSGS=${MSGS:-200}
 REPS=${REPS:-3}
 SETUPS=${SETUPS:-"single 1+1 1+2"}
-PARTITIONS=${PARTITIONS:-64}
+PARTITIONS=${PARTITIONS:-16}
 PORT=${PORT_BASE:-18900}
 BENCH_DIR=${BENCH_DIR:-/tmp/connector-bench}
 NATS=$(command -v nats-server || echo /usr/sbin/nats-server)

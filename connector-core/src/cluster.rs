@@ -86,8 +86,8 @@ impl FromStr for Role {
 /// cluster:
 ///   nats: nats://127.0.0.1:4222
 ///   name: opsbot           # the bot's name: its stream and subjects
-///   partitions: 64         # conversations are spread over this many ordered lanes
-///   redelivery: 30         # seconds before an event a skill process did not finish goes to another
+///   partitions: 16         # ordered lanes conversations are spread over (at most this many skill processes share the work)
+///   redelivery: 30         # seconds before the lanes of a skill process that stopped go to another
 ///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
 ///   max-in-flight: 1024    # events one skill process runs at once
 /// ```
@@ -99,10 +99,15 @@ pub struct ClusterConfig {
     /// The bot's name: processes with the same name are one bot.
     pub name: Option<String>,
     /// How many ordered lanes conversations are spread over: events of one conversation
-    /// always take the same lane, and a lane has one batch of events in flight at a time.
+    /// always take the same lane, and a lane is read by one skill process at a time. More
+    /// lanes spread the work over more skill processes; fewer put more events in each
+    /// stream message (less work per event for NATS and the bot's processes).
     pub partitions: u16,
-    /// How long an event handed to a skill process may stay unfinished before it is handed
-    /// to another one (the process died, or hangs): seconds in YAML.
+    /// How long a skill process's hold on its lanes lasts unless it renews it (it does,
+    /// four times as often, while it runs): the lanes of a process that died or hangs go
+    /// to another one this long after it stopped renewing, and that one handles their
+    /// unacknowledged events again. Also how long an event may stay unacknowledged before
+    /// its own process is given it again. Seconds in YAML.
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub redelivery: Duration,
     /// How long a skill's send keeps trying to reach the connector process (seconds).
@@ -112,8 +117,9 @@ pub struct ClusterConfig {
     /// the event is logged as lost and the next one is tried.
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub publish_timeout: Duration,
-    /// How many events one skill process runs at once, at most: a slow process hands the
-    /// events past that back at once, for the other processes, rather than hold their lanes.
+    /// How many events one skill process runs at once, at most: a lane's events past that
+    /// wait, and a process that reaches it gives the lanes that wait to the other processes
+    /// (while one of them has room).
     pub max_in_flight: u16,
 }
 
@@ -122,7 +128,7 @@ impl Default for ClusterConfig {
         Self {
             nats: None,
             name: None,
-            partitions: 64,
+            partitions: 16,
             redelivery: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(60),
