@@ -416,7 +416,13 @@ async fn failing_panicking_timed_out_and_skipped_runs_are_logged_with_the_skills
         .lines()
         .filter(|l| l.contains("ERROR") && l.contains("Exception when running skill 'nightly'"))
         .collect();
-    assert_eq!(errors.len(), 3, "{text}");
+    // The schedule follows the wall clock's minutes: depending on the second the test
+    // starts at, the fourth run is still in flight at shutdown, and its 90 s run out while
+    // the drain waits for it (a fourth error, also a timeout).
+    assert!(
+        errors.len() == 3 || (errors.len() == 4 && errors[3].contains("timed out after 90s")),
+        "{text}"
+    );
     assert!(
         errors[0].contains("backup host unreachable"),
         "{}",
