@@ -41,6 +41,7 @@ pub(crate) struct Owners(Mutex<HashMap<String, Arc<str>>>);
 const OWNERS_LIMIT: usize = 1 << 20;
 
 impl Owners {
+    /// A conversation: its connector and target (`connector\0target`).
     pub(crate) fn key(event: &AnyEvent) -> String {
         let meta = event.meta();
         format!(
@@ -50,12 +51,16 @@ impl Owners {
         )
     }
 
-    pub(crate) fn note(&self, event: &AnyEvent, origin: Arc<str>) {
+    /// Notes that the conversation `key` (see [`Owners::key`]) came from `origin`.
+    pub(crate) fn note(&self, key: &str, origin: &Arc<str>) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(key) == Some(origin) {
+            return;
+        }
         if map.len() >= OWNERS_LIMIT {
             map.clear();
         }
-        map.insert(Self::key(event), origin);
+        map.insert(key.to_owned(), origin.clone());
     }
 
     fn owner(&self, event: &AnyEvent) -> Option<Arc<str>> {
@@ -122,6 +127,8 @@ fn enqueue(
 async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>) {
     let any = format!("{}.send.any", inner.settings.name);
     let conn = inner.conn().await;
+    // The skills running beside this one send in the same turn: their sends join the batch.
+    tokio::task::yield_now().await;
     while let Some(batch) = queue.take(SEND_BATCH) {
         let mut payload = Vec::new();
         for (i, ((id, event), _)) in batch.iter().enumerate() {

@@ -106,7 +106,9 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
             }
             None => return,
         };
-        // What else the lane has here already, up to the bound.
+        // What else the lane has here already, up to the bound (after a turn of the
+        // scheduler, so that the rest of what the server wrote is read).
+        tokio::task::yield_now().await;
         let mut events = count(&first);
         let mut batch = vec![first];
         while events < cap {
@@ -218,10 +220,11 @@ async fn handle(inner: &Inner, bot: &Bot, batch: &[Message]) {
                     continue;
                 }
             };
+            let key = Owners::key(&event);
             if let Some(origin) = &origin {
-                inner.owners.note(&event, origin.clone());
+                inner.owners.note(&key, origin);
             }
-            let slot = *by_key.entry(Owners::key(&event)).or_insert_with(|| {
+            let slot = *by_key.entry(key).or_insert_with(|| {
                 conversations.push(Vec::new());
                 conversations.len() - 1
             });
