@@ -254,35 +254,34 @@ where
     }
 
     let holding = held.values().filter(|h| !h.releasing).count();
-    if busy && idle > 0 {
-        // Saturated while another process is not: give back the lanes that wait, take none.
-        for (&lane, h) in held.iter_mut() {
-            if !h.releasing && h.waiting.load(Ordering::Relaxed) {
-                tracing::info!(
-                    lane,
-                    "saturated (max-in-flight): the lane goes to another process"
-                );
+    let share = match plan(partitions, holding, busy, up, idle) {
+        Plan::Shed => {
+            for (&lane, h) in held.iter_mut() {
+                if !h.releasing && h.waiting.load(Ordering::Relaxed) {
+                    tracing::info!(
+                        lane,
+                        "saturated (max-in-flight): the lane goes to another process"
+                    );
+                    h.releasing = true;
+                    let _ = h.stop.send(true);
+                }
+            }
+            return Ok(());
+        }
+        Plan::Release(extra) => {
+            for (_, h) in held
+                .iter_mut()
+                .rev()
+                .filter(|(_, h)| !h.releasing)
+                .take(extra)
+            {
                 h.releasing = true;
                 let _ = h.stop.send(true);
             }
+            return Ok(());
         }
-        return Ok(());
-    }
-    // Shared among the processes that are not saturated (among all, when all are).
-    let sharing = if busy { up } else { idle };
-    let share = usize::from(partitions).div_ceil(sharing.max(1));
-    if holding > share {
-        for (_, h) in held
-            .iter_mut()
-            .rev()
-            .filter(|(_, h)| !h.releasing)
-            .take(holding - share)
-        {
-            h.releasing = true;
-            let _ = h.stop.send(true);
-        }
-        return Ok(());
-    }
+        Plan::Take { share } => share,
+    };
     // Free lanes, from a place of this process's own so that processes starting together
     // try different ones first; past its share, those free for two rounds (nobody under
     // their share wanted them).
@@ -329,6 +328,33 @@ where
     Ok(())
 }
 
+/// What a round does with the lanes, from what it saw.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Saturated while another process is not: give back the lanes that wait, take none.
+    Shed,
+    /// Above its share: give back this many.
+    Release(usize),
+    /// Take free lanes up to `share` (and, past it, those nobody else wanted).
+    Take { share: usize },
+}
+
+/// The share rule: `partitions` lanes shared among the `idle` processes that are up and
+/// not saturated (among all `up`, when every one is saturated); this process holds
+/// `holding` and is saturated when `busy`.
+fn plan(partitions: u16, holding: usize, busy: bool, up: usize, idle: usize) -> Plan {
+    if busy && idle > 0 {
+        return Plan::Shed;
+    }
+    let sharing = if busy { up } else { idle };
+    let share = usize::from(partitions).div_ceil(sharing.max(1));
+    if holding > share {
+        Plan::Release(holding - share)
+    } else {
+        Plan::Take { share }
+    }
+}
+
 /// FNV-1a.
 pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -337,4 +363,37 @@ pub(crate) fn fnv(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_are_shared_among_the_processes_that_have_room() {
+        // Alone: all 16.
+        assert_eq!(plan(16, 0, false, 1, 1), Plan::Take { share: 16 });
+        // A second process came: the first gives back half, the second takes up to half.
+        assert_eq!(plan(16, 16, false, 2, 2), Plan::Release(8));
+        assert_eq!(plan(16, 0, false, 2, 2), Plan::Take { share: 8 });
+        // Shares round up, so that every lane has a holder.
+        assert_eq!(plan(16, 5, false, 3, 3), Plan::Take { share: 6 });
+        assert_eq!(plan(16, 7, false, 3, 3), Plan::Release(1));
+        // A saturated process sheds while another has room; the others share without it.
+        assert_eq!(plan(16, 8, true, 2, 1), Plan::Shed);
+        assert_eq!(plan(16, 8, false, 2, 1), Plan::Take { share: 16 });
+        // When all are saturated, all share.
+        assert_eq!(plan(16, 8, true, 2, 0), Plan::Take { share: 8 });
+        // Nobody seen (the bucket was just made): this process counts as one.
+        assert_eq!(plan(4, 0, false, 0, 0), Plan::Take { share: 4 });
+    }
+
+    #[test]
+    fn processes_start_looking_at_different_lanes() {
+        let offsets: HashSet<u64> = ["host-1-a", "host-1-b", "host-2-a", "host-3-c"]
+            .iter()
+            .map(|p| fnv(p.as_bytes()) % 16)
+            .collect();
+        assert!(offsets.len() > 1, "{offsets:?}");
+    }
 }
