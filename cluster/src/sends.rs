@@ -127,7 +127,9 @@ fn enqueue(
 async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>) {
     let any = format!("{}.send.any", inner.settings.name);
     let conn = inner.conn().await;
-    // The skills running beside this one send in the same turn: their sends join the batch.
+    // The skills running beside this one send within a turn or two: their sends join the
+    // batch (see `connectors::flush_lane`).
+    tokio::task::yield_now().await;
     tokio::task::yield_now().await;
     while let Some(batch) = queue.take(SEND_BATCH) {
         let mut payload = Vec::new();
