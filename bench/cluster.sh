@@ -3,7 +3,9 @@
 # JetStream) against the same bot in one process, in one run on this machine: one connector
 # process and 1 or 2 skill processes, CLIENTS clients x MSGS messages (one in flight per
 # client), REPS interleaved repetitions. For each: echoes/s, p50/p99, and CPU per echo summed
-# over the bot's processes (and with nats-server's added), from /proc.
+# over the bot's processes (and with nats-server's added), from /proc; and what does not
+# depend on the machine's noise: NATS messages into the server per echo, and stream
+# messages (batches of events) per echo, from nats-server's monitoring endpoint.
 #
 #   bash bench/cluster.sh
 #   CLIENTS=100 MSGS=200 REPS=3 SETUPS="single 1+1 1+2" PARTITIONS=16 bash bench/cluster.sh
@@ -56,6 +58,18 @@ ticks() {
   echo "$sum"
 }
 
+# nats_counts MONITOR_PORT: messages into the server so far, and messages stored in the
+# bot's event stream so far (its last sequence).
+nats_counts() {
+  python3 - "$1" <<'PY'
+import json, sys, urllib.request
+get = lambda path: json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{path}", timeout=5))
+stored = sum(s["state"]["last_seq"] for a in get("/jsz?streams=true").get("account_details", [])
+             for s in a.get("stream_detail", []) if s["name"].endswith("-events"))
+print(get("/varz")["in_msgs"], stored)
+PY
+}
+
 wait_port() {
   for _ in $(seq 1 200); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -66,8 +80,8 @@ wait_port() {
 
 # run SETUP REP: starts nats-server and the bot's processes, runs the load, prints a row.
 run() {
-  local setup=$1 rep=$2 nats_port web skills dir cfg pids=() nats_pid
-  PORT=$((PORT + 2)); nats_port=$PORT; web=$((PORT + 1))
+  local setup=$1 rep=$2 nats_port web mon skills dir cfg pids=() nats_pid
+  PORT=$((PORT + 3)); nats_port=$PORT; web=$((PORT + 1)); mon=$((PORT + 2))
   dir=$RUN/$setup-$rep; mkdir -p "$dir"
   cfg=$dir/configuration.yaml
   cat > "$cfg" <<YAML
@@ -87,7 +101,7 @@ cluster:
   name: bench
   partitions: $PARTITIONS
 YAML
-  "$NATS" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/js" > "$dir/nats.log" 2>&1 &
+  "$NATS" -a 127.0.0.1 -p "$nats_port" -m "$mon" -js -sd "$dir/js" > "$dir/nats.log" 2>&1 &
   nats_pid=$!; PIDS+=("$nats_pid")
   wait_port "$nats_port"
   case $setup in
@@ -101,19 +115,24 @@ YAML
   PIDS+=("${pids[@]}")
   wait_port "$web"
   sleep 1 # the skill processes take their lanes
-  local before nats_before after nats_after json
+  local before nats_before after nats_after json msgs_before msgs_after
+  msgs_before=$(nats_counts "$mon")
   before=$(ticks "${pids[@]}"); nats_before=$(ticks "$nats_pid")
   json=$("$LOAD" --url "http://127.0.0.1:$web" --clients "$CLIENTS" --messages "$MSGS" --warmup 20 \
     --frame text --json --label "$setup" | tail -n 1)
   after=$(ticks "${pids[@]}"); nats_after=$(ticks "$nats_pid")
+  msgs_after=$(nats_counts "$mon")
   stop_all
-  python3 - "$setup" "$rep" "$json" "$((after - before))" "$((nats_after - nats_before))" "$TCK" <<'PY'
+  python3 - "$setup" "$rep" "$json" "$((after - before))" "$((nats_after - nats_before))" "$TCK" \
+    $msgs_before $msgs_after <<'PY'
 import json, sys
 setup, rep, line, bot, nats, tck = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+in0, stored0, in1, stored1 = map(int, sys.argv[7:11])
 n = max(line["echoes"], 1)
 us = lambda t: t / tck * 1e6 / n
 print(f"{setup:7} rep {rep}: {line['echoes_per_s']:9.0f} echoes/s  p50 {line['p50_us']/1000:6.2f} ms  "
       f"p99 {line['p99_us']/1000:6.2f} ms  CPU/echo bot {us(bot):6.1f} µs  +nats {us(bot + nats):6.1f} µs  "
+      f"NATS msgs/echo {(in1 - in0) / n:5.3f}  stream msgs/echo {(stored1 - stored0) / n:5.3f}  "
       f"errors {line['errors']}")
 PY
 }
