@@ -66,7 +66,6 @@ pub(crate) struct Inner {
     pub(crate) bad_events: AtomicU64,
     /// Skill role: one permit per event being handled (`cluster.max-in-flight`).
     pub(crate) in_flight: tokio::sync::Semaphore,
-    pub(crate) max_in_flight: usize,
     /// Skill role: some lane waited for `in_flight` since the leases were last renewed.
     pub(crate) saturated: std::sync::atomic::AtomicBool,
     /// Connector role: each lane's events waiting to be published.
@@ -133,7 +132,6 @@ impl Nats {
                 done: Default::default(),
                 bad_events: AtomicU64::new(0),
                 in_flight: tokio::sync::Semaphore::new(usize::from(config.max_in_flight.max(1))),
-                max_in_flight: usize::from(config.max_in_flight.max(1)),
                 saturated: Default::default(),
                 lanes: (0..config.partitions.max(1))
                     .map(|_| Default::default())

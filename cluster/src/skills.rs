@@ -1,18 +1,22 @@
 //! The skill process: it holds some of the lanes (see [`crate::leases`]) and reads each
-//! through a pull consumer of its own, taking what the lane has (up to `max-in-flight`
-//! events) at once: it runs the skills on those events (`Bot::handle`; one conversation's
-//! events one after another, conversations side by side) and acknowledges them once they
-//! are all done. A process that dies mid-run acknowledges nothing: the process that takes
-//! its lane next reads the lane from its first unacknowledged event.
+//! through a pull consumer of its own. Each event it takes needs one of the process's
+//! `max-in-flight` permits and joins its conversation's queue: one conversation's events run
+//! one after another (`Bot::handle`), conversations side by side, and a slow one holds no
+//! other. A message is acknowledged once its events, and those of the lane's messages
+//! before it, are done. A process that dies mid-run acknowledges nothing more: the process
+//! that takes its lane next reads the lane from its first unacknowledged message.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::consumer::{self, pull::MessagesErrorKind};
 use async_nats::jetstream::{self, Message};
 use connector_core::{AnyEvent, Bot, BoxError, wire};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{SemaphorePermit, mpsc};
 
 use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, lane_subject, stream_name};
@@ -66,6 +70,14 @@ fn consumer_config(inner: &Inner, lane: u16, epoch: u64) -> consumer::pull::Conf
 /// The lane's consumers of earlier holders are deleted first: what they had delivered and
 /// not had acknowledged is delivered again, in order, by this holder's consumer (and an
 /// earlier holder that is still alive cannot acknowledge events this one is on).
+///
+/// Each event takes one of the process's `max-in-flight` permits and joins its
+/// conversation's queue; a conversation runs its events one after another (a future this
+/// task drives beside the lane's other conversations), and the lane goes on taking events
+/// for the others meanwhile, so a slow skill holds its own conversation and no other (up
+/// to the consumer's 1,024 messages not acknowledged, behind the slow one). A message is
+/// acknowledged once its events and all the lane's earlier messages' are done: the next
+/// holder of the lane reads it again from the first message not done.
 async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut grant: Grant) {
     let lane = grant.lane;
     let mut attempt = 0;
@@ -85,65 +97,198 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
         }
     };
     tracing::debug!(lane, epoch = grant.epoch, "reading the lane");
-    let cap = inner.max_in_flight;
+    let mut lane_state = Lane::new(inner, bot);
+    let mut stopping = false;
     loop {
-        let first = tokio::select! {
-            _ = grant.stop.wait_for(|stop| *stop) => return,
-            m = messages.next() => m,
-        };
-        let first = match first {
-            Some(Ok(m)) => m,
-            Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
-                tracing::info!(
-                    lane,
-                    "the lane's consumer was deleted (another process reads the lane now)"
-                );
-                return;
-            }
-            Some(Err(e)) => {
-                tracing::debug!(lane, error = %e, "reading the lane; going on");
-                continue;
-            }
-            None => return,
-        };
-        // What else the lane has here already, up to the bound (after a turn of the
-        // scheduler, so that the rest of what the server wrote is read).
-        tokio::task::yield_now().await;
-        let mut events = count(&first);
-        let mut batch = vec![first];
-        while events < cap {
-            match messages.next().now_or_never() {
-                Some(Some(Ok(m))) => {
-                    events += count(&m);
-                    batch.push(m);
-                }
-                _ => break,
-            }
+        while let Ok(message) = lane_state.done_rx.try_recv() {
+            lane_state.done(message);
         }
-        let wanted = events.min(cap) as u32;
-        let permits = match inner.in_flight.try_acquire_many(wanted) {
-            Ok(permits) => permits,
-            Err(_) => {
-                inner.saturated.store(true, Ordering::Relaxed);
-                grant.waiting.store(true, Ordering::Relaxed);
-                let permits = tokio::select! {
-                    p = inner.in_flight.acquire_many(wanted) => p,
-                    // Given back while waiting: the next holder reads these events again.
-                    _ = grant.stop.wait_for(|stop| *stop) => return,
-                };
-                grant.waiting.store(false, Ordering::Relaxed);
-                match permits {
-                    Ok(permits) => permits,
-                    Err(_) => return,
-                }
+        lane_state.acknowledge_done(lane).await;
+        lane_state.start_backlog(&grant);
+        if stopping && lane_state.running.is_empty() {
+            return;
+        }
+        let waiting = !lane_state.backlog.is_empty();
+        tokio::select! {
+            biased;
+            Some(key) = lane_state.running.next(), if !lane_state.running.is_empty() => {
+                lane_state.conversations.remove(&key);
             }
-        };
-        handle(inner, bot, &batch).await;
-        drop(permits);
-        for message in &batch {
-            acknowledge(message, lane).await;
+            Some(message) = lane_state.done_rx.recv() => lane_state.done(message),
+            _ = grant.stop.wait_for(|stop| *stop), if !stopping => {
+                // Given back: what has not started is read again by the next holder.
+                stopping = true;
+                lane_state.backlog.clear();
+            }
+            permit = inner.in_flight.acquire(), if waiting && !stopping => {
+                let Ok(permit) = permit else { return };
+                grant.waiting.store(false, Ordering::Relaxed);
+                lane_state.start_one(permit);
+            }
+            message = messages.next(), if !waiting && !stopping => match message {
+                Some(Ok(message)) => lane_state.take(message),
+                Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
+                    tracing::info!(
+                        lane,
+                        "the lane's consumer was deleted (another process reads the lane now)"
+                    );
+                    stopping = true;
+                }
+                Some(Err(e)) => tracing::debug!(lane, error = %e, "reading the lane; going on"),
+                None => stopping = true,
+            },
         }
     }
+}
+
+/// An event taken from the lane: its message (by the lane's count of messages taken), its
+/// place, and the event itself.
+struct Item<'a> {
+    message: u64,
+    sequence: u64,
+    index: u32,
+    event: AnyEvent,
+    /// Its share of `max-in-flight`, given back when it is dropped (done, or dropped at
+    /// shutdown).
+    permit: Option<SemaphorePermit<'a>>,
+}
+
+type Queue<'a> = Arc<Mutex<VecDeque<Item<'a>>>>;
+
+/// What a lane's reader keeps: the events waiting for a permit, each conversation's queue
+/// and task, and the messages not yet acknowledged, oldest first.
+struct Lane<'a> {
+    inner: &'a Inner,
+    bot: &'a Bot,
+    backlog: VecDeque<(String, Item<'a>)>,
+    conversations: HashMap<String, Queue<'a>>,
+    running: FuturesUnordered<BoxFuture<'a, String>>,
+    /// Messages taken and not acknowledged, with how many of their events are not done;
+    /// the first is message number `first`.
+    pending: VecDeque<(Message, usize)>,
+    first: u64,
+    done_tx: mpsc::UnboundedSender<u64>,
+    done_rx: mpsc::UnboundedReceiver<u64>,
+}
+
+impl<'a> Lane<'a> {
+    fn new(inner: &'a Inner, bot: &'a Bot) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Lane {
+            inner,
+            bot,
+            backlog: VecDeque::new(),
+            conversations: HashMap::new(),
+            running: FuturesUnordered::new(),
+            pending: VecDeque::new(),
+            first: 0,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// Reads a message's events into the backlog. An event that cannot be read is logged,
+    /// counted and skipped; the lane goes on.
+    fn take(&mut self, message: Message) {
+        let number = self.first + self.pending.len() as u64;
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let origin = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(ORIGIN))
+            .map(|o| Arc::<str>::from(o.as_str()));
+        let mut events = 0;
+        for (index, line) in message.payload.split(|&b| b == b'\n').enumerate() {
+            let event = match wire::decode(line) {
+                Ok(event) => event,
+                Err(e) => {
+                    let count = self.inner.bad_events.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(error = %e, sequence, index, bad_events = count, "an event from a connector process cannot be read; skipped");
+                    continue;
+                }
+            };
+            let key = Owners::key(&event);
+            if let Some(origin) = &origin {
+                self.inner.owners.note(&key, origin);
+            }
+            let item = Item {
+                message: number,
+                sequence,
+                index: index as u32,
+                event,
+                permit: None,
+            };
+            self.backlog.push_back((key, item));
+            events += 1;
+        }
+        self.pending.push_back((message, events));
+    }
+
+    /// Starts what waits in the backlog while permits are free; says when one waits.
+    fn start_backlog(&mut self, grant: &Grant) {
+        while !self.backlog.is_empty() {
+            match self.inner.in_flight.try_acquire() {
+                Ok(permit) => self.start_one(permit),
+                Err(_) => {
+                    self.inner.saturated.store(true, Ordering::Relaxed);
+                    grant.waiting.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The backlog's first event joins its conversation's queue (and the conversation's
+    /// task starts if it is not running).
+    fn start_one(&mut self, permit: SemaphorePermit<'a>) {
+        let Some((key, mut item)) = self.backlog.pop_front() else {
+            return;
+        };
+        item.permit = Some(permit);
+        if let Some(queue) = self.conversations.get(&key) {
+            lock(queue).push_back(item);
+            return;
+        }
+        let queue: Queue<'a> = Arc::new(Mutex::new(VecDeque::from([item])));
+        self.conversations.insert(key.clone(), queue.clone());
+        let bot = self.bot;
+        let done = self.done_tx.clone();
+        self.running.push(Box::pin(async move {
+            loop {
+                let Some(item) = lock(&queue).pop_front() else {
+                    break;
+                };
+                as_event(item.sequence, item.index, bot.handle(item.event)).await;
+                drop(item.permit);
+                let _ = done.send(item.message);
+            }
+            key
+        }));
+    }
+
+    /// One event of message `number` is done.
+    fn done(&mut self, number: u64) {
+        if let Some((_, left)) = number
+            .checked_sub(self.first)
+            .and_then(|at| self.pending.get_mut(at as usize))
+        {
+            *left = left.saturating_sub(1);
+        }
+    }
+
+    /// Acknowledges the oldest messages whose events are all done.
+    async fn acknowledge_done(&mut self, lane: u16) {
+        while let Some((_, 0)) = self.pending.front() {
+            if let Some((message, _)) = self.pending.pop_front() {
+                self.first += 1;
+                acknowledge(&message, lane).await;
+            }
+        }
+    }
+}
+
+fn lock<'q, 'a>(queue: &'q Queue<'a>) -> std::sync::MutexGuard<'q, VecDeque<Item<'a>>> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn open_lane(
@@ -175,11 +320,6 @@ async fn open_lane(
         .await?)
 }
 
-/// Events in a message: one a line.
-fn count(message: &Message) -> usize {
-    message.payload.split(|&b| b == b'\n').count()
-}
-
 /// Acknowledges a message, without waiting for the server to confirm (a round trip per batch): an acknowledgement that is lost makes the events come
 /// again, and their sends are not repeated (their ids are the same).
 async fn acknowledge(message: &Message, lane: u16) {
@@ -196,45 +336,4 @@ async fn acknowledge(message: &Message, lane: u16) {
         lane,
         "events could not be acknowledged; they will be handled again (their replies are not sent twice)"
     );
-}
-
-/// Runs the skills on the events of `batch` (one conversation's one after another,
-/// conversations side by side). An event that cannot be read is logged, counted and
-/// skipped; the lane goes on.
-async fn handle(inner: &Inner, bot: &Bot, batch: &[Message]) {
-    let mut conversations: Vec<Vec<(u64, u32, AnyEvent)>> = Vec::new();
-    let mut by_key: HashMap<String, usize> = HashMap::new();
-    for message in batch {
-        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        let origin = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(ORIGIN))
-            .map(|o| Arc::<str>::from(o.as_str()));
-        for (index, line) in message.payload.split(|&b| b == b'\n').enumerate() {
-            let event = match wire::decode(line) {
-                Ok(event) => event,
-                Err(e) => {
-                    let count = inner.bad_events.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::error!(error = %e, sequence, index, bad_events = count, "an event from a connector process cannot be read; skipped");
-                    continue;
-                }
-            };
-            let key = Owners::key(&event);
-            if let Some(origin) = &origin {
-                inner.owners.note(&key, origin);
-            }
-            let slot = *by_key.entry(key).or_insert_with(|| {
-                conversations.push(Vec::new());
-                conversations.len() - 1
-            });
-            conversations[slot].push((sequence, index as u32, event));
-        }
-    }
-    let runs = conversations.into_iter().map(|events| async move {
-        for (sequence, index, event) in events {
-            as_event(sequence, index, bot.handle(event)).await;
-        }
-    });
-    futures_util::future::join_all(runs).await;
 }

@@ -2,7 +2,8 @@
 //! (websocket) and two skill processes of the example bot (`echo`), 20 clients x 200
 //! messages each, one in flight per client. In the middle, a skill process is SIGKILLed, or
 //! nats-server is stopped and started again: every client still gets each reply once, in
-//! order, and nothing more.
+//! order, and nothing more. And the bounds: a slow process runs no more than its
+//! `max-in-flight`, a slow conversation holds no other of its lane.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,10 +93,16 @@ impl Drop for Node {
 }
 
 fn config(dir: &Path, nats: &NatsServer, web: u16) -> PathBuf {
-    config_with(dir, nats, web, 64)
+    config_with(dir, nats, web, 64, 16)
 }
 
-fn config_with(dir: &Path, nats: &NatsServer, web: u16, max_in_flight: u16) -> PathBuf {
+fn config_with(
+    dir: &Path,
+    nats: &NatsServer,
+    web: u16,
+    max_in_flight: u16,
+    partitions: u16,
+) -> PathBuf {
     let path = dir.join("configuration.yaml");
     std::fs::write(
         &path,
@@ -115,7 +122,7 @@ skills:
 cluster:
   nats: {url}
   name: echobot
-  partitions: 16
+  partitions: {partitions}
   redelivery: 2
   max-in-flight: {max_in_flight}
 ",
@@ -274,6 +281,27 @@ async fn waiting(nats: &NatsServer) -> u64 {
     }
 }
 
+/// How many skill processes hold lanes (the holders in the bot's lease bucket).
+async fn holders(nats: &NatsServer) -> usize {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let Ok(bucket) = js.get_key_value("echobot-lanes").await else {
+        return 0;
+    };
+    let Ok(mut keys) = bucket.keys().await else {
+        return 0;
+    };
+    let mut holders = std::collections::HashSet::new();
+    while let Some(Ok(key)) = keys.next().await {
+        if key.starts_with("lane.")
+            && let Ok(Some(holder)) = bucket.get(&key).await
+        {
+            holders.insert(holder);
+        }
+    }
+    holders.len()
+}
+
 /// One echo on a fresh client.
 async fn echo_once(addr: SocketAddr, text: &str) -> String {
     let mut socket = ws::client(addr).await.unwrap();
@@ -395,7 +423,7 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     let scratch = Scratch::new("slow");
     let nats = NatsServer::start(&scratch.0);
     let web = free_port();
-    let config = config_with(&scratch.0, &nats, web, 2);
+    let config = config_with(&scratch.0, &nats, web, 2, 16);
     let connector = Node::start(&scratch.0, &config, "connectors", 0);
     let slow = Node::start_with(
         &scratch.0,
@@ -406,6 +434,15 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     );
     let fast = Node::start(&scratch.0, &config, "skills", 2);
     let addr = listening(web, &connector).await;
+    // Both hold lanes before the load starts (the first to come takes them all at first).
+    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
+    while holders(&nats).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lanes did not spread over both skill processes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let clients: Vec<_> = (0..8)
         .map(|id| {
             tokio::spawn(async move {
@@ -449,4 +486,54 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
         fast_runs.len(),
         slow_runs.len()
     );
+}
+
+/// One lane for every conversation, and a skill that takes 4 s on one of them: the other
+/// conversations' events in that lane are handled meanwhile, not after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_conversation_holds_no_other_conversation_of_its_lane() {
+    let scratch = Scratch::new("head-of-line");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config_with(&scratch.0, &nats, web, 64, 1);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let skills = Node::start_with(
+        &scratch.0,
+        &config,
+        "skills",
+        1,
+        &[("CLUSTER_NODE_SLOW_MS", "4000")],
+    );
+    let addr = listening(web, &connector).await;
+    let mut slow = ws::client(addr).await.unwrap();
+    slow.send(Frame::text("slow one")).await.unwrap();
+    // Until the slow skill runs.
+    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
+    while !skills.log().contains("slow skill: 1 running") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow skill did not start:\n{}",
+            skills.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another conversation, in the same lane: its echoes come while the slow one runs.
+    let mut other = ws::client(addr).await.unwrap();
+    for i in 0..5 {
+        let text = format!("other {i}");
+        other.send(Frame::text(text.clone())).await.unwrap();
+        match tokio::time::timeout(REPLY_LIMIT, other.next()).await {
+            Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), text),
+            reply => panic!("no echo of {text:?}: {reply:?}"),
+        }
+    }
+    let early = tokio::time::timeout(Duration::ZERO, slow.next()).await;
+    assert!(
+        early.is_err(),
+        "the slow skill answered before the other conversation's 5 echoes: {early:?}"
+    );
+    match tokio::time::timeout(REPLY_LIMIT, slow.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), "slow one"),
+        reply => panic!("no reply to the slow skill: {reply:?}"),
+    }
 }
