@@ -239,7 +239,7 @@ impl<'a> Lane<'a> {
     }
 
     /// The backlog's first event joins its conversation's queue (and the conversation's
-    /// task starts if it is not running).
+    /// run starts, a future of this lane's, if it is not running).
     fn start_one(&mut self, permit: SemaphorePermit<'a>) {
         let Some((key, mut item)) = self.backlog.pop_front() else {
             return;
@@ -320,8 +320,9 @@ async fn open_lane(
         .await?)
 }
 
-/// Acknowledges a message, without waiting for the server to confirm (a round trip per batch): an acknowledgement that is lost makes the events come
-/// again, and their sends are not repeated (their ids are the same).
+/// Acknowledges a message, without waiting for the server to confirm (that would be a
+/// round trip per message): an acknowledgement that is lost makes the events come again,
+/// and their sends are not repeated (their ids are the same).
 async fn acknowledge(message: &Message, lane: u16) {
     for attempt in 0..5 {
         match message.ack().await {
