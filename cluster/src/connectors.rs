@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use crate::lanes::{backoff, lane, lane_subject};
-use crate::{Conn, Inner, presence};
+use crate::{Conn, Inner, batch, presence};
 
 /// Header: the connector process an event came from (where its replies go).
 pub(crate) const ORIGIN: &str = "Bot-Origin";
@@ -46,13 +46,7 @@ pub(crate) async fn publish(inner: &Arc<Inner>, event: AnyEvent) {
 /// Publishes lane `lane`'s queued events, batch after batch, until none is left.
 async fn flush_lane(inner: &Inner, lane: u16) {
     let subject = lane_subject(&inner.settings.name, lane);
-    // Let the other sockets' tasks that are ready run first, two turns of the scheduler:
-    // what they parse joins this batch. A NATS message costs the bot and the server far
-    // more than its bytes, so fewer, fuller batches are what lets a busy bot keep up (an
-    // idle one waits no longer than those two turns). Two turns, measured: a third adds
-    // nothing, and waiting while the queue grows costs more than it saves.
-    tokio::task::yield_now().await;
-    tokio::task::yield_now().await;
+    batch::let_ready_tasks_add().await;
     while let Some(batch) = inner.lanes[usize::from(lane)].take(BATCH_EVENTS) {
         let mut payload = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 1).sum());
         for (event, _) in &batch {

@@ -15,7 +15,7 @@ use connector_core::{AnyEvent, BoxError, SendError, wire};
 use tokio::sync::oneshot;
 
 use crate::Inner;
-use crate::batch::Queue;
+use crate::batch::{self, Queue};
 use crate::lanes::backoff;
 
 tokio::task_local! {
@@ -127,10 +127,7 @@ fn enqueue(
 async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>) {
     let any = format!("{}.send.any", inner.settings.name);
     let conn = inner.conn().await;
-    // The skills running beside this one send within a turn or two: their sends join the
-    // batch (see `connectors::flush_lane`).
-    tokio::task::yield_now().await;
-    tokio::task::yield_now().await;
+    batch::let_ready_tasks_add().await;
     while let Some(batch) = queue.take(SEND_BATCH) {
         let mut payload = Vec::new();
         for (i, ((id, event), _)) in batch.iter().enumerate() {

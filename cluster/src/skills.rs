@@ -143,24 +143,23 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
 
 /// An event taken from the lane: its message (by the lane's count of messages taken), its
 /// place, and the event itself.
-struct Item<'a> {
+struct Item {
     message: u64,
     sequence: u64,
     index: u32,
     event: AnyEvent,
-    /// Its share of `max-in-flight`, given back when it is dropped (done, or dropped at
-    /// shutdown).
-    permit: Option<SemaphorePermit<'a>>,
 }
 
-type Queue<'a> = Arc<Mutex<VecDeque<Item<'a>>>>;
+/// A conversation's started events, each with its share of `max-in-flight` (given back when
+/// it is dropped: done, or dropped at shutdown).
+type Queue<'a> = Arc<Mutex<VecDeque<(Item, SemaphorePermit<'a>)>>>;
 
 /// What a lane's reader keeps: the events waiting for a permit, each conversation's queue
 /// and task, and the messages not yet acknowledged, oldest first.
 struct Lane<'a> {
     inner: &'a Inner,
     bot: &'a Bot,
-    backlog: VecDeque<(String, Item<'a>)>,
+    backlog: VecDeque<(String, Item)>,
     conversations: HashMap<String, Queue<'a>>,
     running: FuturesUnordered<BoxFuture<'a, String>>,
     /// Messages taken and not acknowledged, with how many of their events are not done;
@@ -216,7 +215,6 @@ impl<'a> Lane<'a> {
                 sequence,
                 index: index as u32,
                 event,
-                permit: None,
             };
             self.backlog.push_back((key, item));
             events += 1;
@@ -241,25 +239,24 @@ impl<'a> Lane<'a> {
     /// The backlog's first event joins its conversation's queue (and the conversation's
     /// run starts, a future of this lane's, if it is not running).
     fn start_one(&mut self, permit: SemaphorePermit<'a>) {
-        let Some((key, mut item)) = self.backlog.pop_front() else {
+        let Some((key, item)) = self.backlog.pop_front() else {
             return;
         };
-        item.permit = Some(permit);
         if let Some(queue) = self.conversations.get(&key) {
-            lock(queue).push_back(item);
+            lock(queue).push_back((item, permit));
             return;
         }
-        let queue: Queue<'a> = Arc::new(Mutex::new(VecDeque::from([item])));
+        let queue: Queue<'a> = Arc::new(Mutex::new(VecDeque::from([(item, permit)])));
         self.conversations.insert(key.clone(), queue.clone());
         let bot = self.bot;
         let done = self.done_tx.clone();
         self.running.push(Box::pin(async move {
             loop {
-                let Some(item) = lock(&queue).pop_front() else {
+                let Some((item, permit)) = lock(&queue).pop_front() else {
                     break;
                 };
                 as_event(item.sequence, item.index, bot.handle(item.event)).await;
-                drop(item.permit);
+                drop(permit);
                 let _ = done.send(item.message);
             }
             key
@@ -287,7 +284,9 @@ impl<'a> Lane<'a> {
     }
 }
 
-fn lock<'q, 'a>(queue: &'q Queue<'a>) -> std::sync::MutexGuard<'q, VecDeque<Item<'a>>> {
+fn lock<'q, 'a>(
+    queue: &'q Queue<'a>,
+) -> std::sync::MutexGuard<'q, VecDeque<(Item, SemaphorePermit<'a>)>> {
     queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 

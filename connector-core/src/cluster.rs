@@ -89,7 +89,7 @@ impl FromStr for Role {
 ///   partitions: 16         # ordered lanes conversations are spread over (at most this many skill processes share the work)
 ///   redelivery: 30         # seconds before the lanes of a skill process that stopped go to another
 ///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
-///   max-in-flight: 1024    # events one skill process runs at once
+///   max-in-flight: 1024    # events one skill process has at once
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
@@ -117,9 +117,10 @@ pub struct ClusterConfig {
     /// the event is logged as lost and the next one is tried.
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub publish_timeout: Duration,
-    /// How many events one skill process runs at once, at most: a lane's events past that
-    /// wait, and a process that reaches it gives the lanes that wait to the other processes
-    /// (while one of them has room).
+    /// How many events one skill process has at once, at most: running, or queued behind
+    /// their conversation's earlier event. A lane's events past that wait in the stream, and
+    /// a process that reaches it gives the lanes that wait to the other processes (while one
+    /// of them has room).
     pub max_in_flight: u16,
 }
 
