@@ -4,7 +4,7 @@
 # process and 1 or 2 skill processes, CLIENTS clients x MSGS messages (one in flight per
 # client), REPS interleaved repetitions. For each: echoes/s, p50/p99, and CPU per echo summed
 # over the bot's processes (and with nats-server's added), from /proc; and what does not
-# depend on the machine's noise: NATS messages into the server per echo, and stream
+# depend on the machine's noise: NATS messages and bytes into the server per echo, and stream
 # messages (batches of events) per echo, from nats-server's monitoring endpoint.
 #
 #   bash bench/cluster.sh
@@ -30,7 +30,7 @@ echo "== building (release)"
 cargo build --release -p connector-tests --bin cluster-node
 cargo build --release -p connector-bench --bin ws-load
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-NODE=$TARGET_DIR/release/cluster-node
+NODE=${NODE:-$TARGET_DIR/release/cluster-node}
 LOAD=$TARGET_DIR/release/ws-load
 RUN=$BENCH_DIR/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
@@ -58,15 +58,16 @@ ticks() {
   echo "$sum"
 }
 
-# nats_counts MONITOR_PORT: messages into the server so far, and messages stored in the
-# bot's event stream so far (its last sequence).
+# nats_counts MONITOR_PORT: messages and bytes into the server so far, and messages stored
+# in the bot's event stream so far (its last sequence).
 nats_counts() {
   python3 - "$1" <<'PY'
 import json, sys, urllib.request
 get = lambda path: json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{path}", timeout=5))
 stored = sum(s["state"]["last_seq"] for a in get("/jsz?streams=true").get("account_details", [])
              for s in a.get("stream_detail", []) if s["name"].endswith("-events"))
-print(get("/varz")["in_msgs"], stored)
+varz = get("/varz")
+print(varz["in_msgs"], varz["in_bytes"], stored)
 PY
 }
 
@@ -127,12 +128,13 @@ YAML
     $msgs_before $msgs_after <<'PY'
 import json, sys
 setup, rep, line, bot, nats, tck = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-in0, stored0, in1, stored1 = map(int, sys.argv[7:11])
+in0, bytes0, stored0, in1, bytes1, stored1 = map(int, sys.argv[7:13])
 n = max(line["echoes"], 1)
 us = lambda t: t / tck * 1e6 / n
 print(f"{setup:7} rep {rep}: {line['echoes_per_s']:9.0f} echoes/s  p50 {line['p50_us']/1000:6.2f} ms  "
       f"p99 {line['p99_us']/1000:6.2f} ms  CPU/echo bot {us(bot):6.1f} µs  +nats {us(bot + nats):6.1f} µs  "
-      f"NATS msgs/echo {(in1 - in0) / n:5.3f}  stream msgs/echo {(stored1 - stored0) / n:5.3f}  "
+      f"NATS msgs/echo {(in1 - in0) / n:5.3f}  bytes/echo {(bytes1 - bytes0) / n:4.0f}  "
+      f"stream msgs/echo {(stored1 - stored0) / n:5.3f}  "
       f"errors {line['errors']}")
 PY
 }

@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use connector_core::{AnyEvent, Bot, BoxError, wire};
+use connector_core::{AnyEvent, Bot, BoxError, Linked, wire};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use crate::lanes::{backoff, lane, lane_subject};
-use crate::{Conn, Inner, batch, presence};
+use crate::{Conn, Inner, batch, links, presence};
 
 /// Header: the connector process an event came from (where its replies go).
 pub(crate) const ORIGIN: &str = "Bot-Origin";
@@ -36,28 +36,35 @@ pub(crate) async fn publish(inner: &Arc<Inner>, event: AnyEvent) {
     };
     let lane = lane(&event, inner.settings.partitions);
     let (done, stored) = oneshot::channel();
-    if inner.lanes[usize::from(lane)].push(payload, done) {
+    if inner.lanes[usize::from(lane)].push((payload, event), done) {
         let inner = inner.clone();
         tokio::spawn(async move { flush_lane(&inner, lane).await });
     }
     let _ = stored.await;
 }
 
-/// Publishes lane `lane`'s queued events, batch after batch, until none is left.
+/// Publishes lane `lane`'s queued events, batch after batch, until none is left. Each batch
+/// is numbered and kept in the window of events answers may name ([`links::Window`]).
 async fn flush_lane(inner: &Inner, lane: u16) {
     let subject = lane_subject(&inner.settings.name, lane);
     batch::let_ready_tasks_add().await;
     while let Some(batch) = inner.lanes[usize::from(lane)].take(BATCH_EVENTS) {
-        let mut payload = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 1).sum());
-        for (event, _) in &batch {
+        let mut payload = Vec::with_capacity(batch.iter().map(|((b, _), _)| b.len() + 1).sum());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for ((bytes, event), done) in batch {
             if !payload.is_empty() {
                 payload.push(b'\n');
             }
-            payload.extend_from_slice(event);
+            payload.extend_from_slice(&bytes);
+            events.push(event);
+            waiting.push(done);
         }
-        tracing::trace!(lane, events = batch.len(), "publishing a batch");
-        publish_batch(inner, &subject, Bytes::from(payload), batch.len()).await;
-        for (_, done) in batch {
+        let count = events.len();
+        let number = inner.kept.keep(events, payload.len());
+        tracing::trace!(lane, events = count, "publishing a batch");
+        publish_batch(inner, &subject, number, Bytes::from(payload), count).await;
+        for done in waiting {
             let _ = done.send(());
         }
     }
@@ -65,13 +72,10 @@ async fn flush_lane(inner: &Inner, lane: u16) {
 
 /// One batch, retried with backoff (with the same message id, so JetStream stores it once)
 /// until `cluster.publish-timeout`.
-async fn publish_batch(inner: &Inner, subject: &str, payload: Bytes, events: usize) {
+async fn publish_batch(inner: &Inner, subject: &str, number: u64, payload: Bytes, events: usize) {
     let conn = inner.conn().await;
-    let id = format!(
-        "{}-{}",
-        inner.process,
-        inner.published.fetch_add(1, Ordering::Relaxed)
-    );
+    // `<process>-<number>`: a skill process reads the number back from it, to name events.
+    let id = format!("{}-{number}", inner.process);
     let started = Instant::now();
     let mut attempt = 0;
     loop {
@@ -140,35 +144,48 @@ pub(crate) async fn run(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<(),
     Ok(())
 }
 
-/// A batch of sends, one `<id> <envelope>` a line, done in order; the answer has a line per
-/// send: empty on success, else the error's text.
+/// A batch of sends, one line each (`<id> [@<publish>.<index>] <envelope>`, see
+/// [`links`]), done in order; the answer has a line per send: empty on success,
+/// [`links::MISS`] when the event it names is no longer kept, else the error's text.
 async fn serve(inner: &Inner, bot: &Bot, request: &[u8]) -> Bytes {
     let mut answer = Vec::new();
     for (i, line) in request.split(|&b| b == b'\n').enumerate() {
         if i > 0 {
             answer.push(b'\n');
         }
-        if let Err(e) = serve_one(inner, bot, line).await {
-            answer.extend_from_slice(e.replace('\n', " ").as_bytes());
+        match serve_one(inner, bot, line).await {
+            Ok(()) => {}
+            Err(Refused::Miss) => answer.extend_from_slice(links::MISS),
+            Err(Refused::Error(e)) => answer.extend_from_slice(e.replace('\n', " ").as_bytes()),
         }
     }
     Bytes::from(answer)
 }
 
-async fn serve_one(inner: &Inner, bot: &Bot, line: &[u8]) -> Result<(), String> {
-    let (id, envelope) = match line.iter().position(|&b| b == b' ') {
-        Some(at) => (&line[..at], &line[at + 1..]),
-        None => (&b""[..], line),
-    };
+enum Refused {
+    /// The event the send names is not kept (any more): the skill process sends it whole.
+    Miss,
+    Error(String),
+}
+
+async fn serve_one(inner: &Inner, bot: &Bot, line: &[u8]) -> Result<(), Refused> {
+    let (id, link, envelope) = links::parse(line);
     let id = String::from_utf8_lossy(id).into_owned();
-    let event = match wire::decode(envelope) {
+    let mut event = match wire::decode(envelope) {
         Ok(event) => event,
         Err(e) => {
             inner.bad_events.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "a send from a skill process cannot be read; refused");
-            return Err(e.to_string());
+            return Err(Refused::Error(e.to_string()));
         }
     };
+    if let Some((number, index)) = link {
+        let Some(linked) = inner.kept.get(number, index) else {
+            tracing::debug!(send = %id, number, index, "a send names an event no longer kept; asked for it whole");
+            return Err(Refused::Miss);
+        };
+        event.meta_mut().linked_event = Some(Linked::Event(linked));
+    }
     if !id.is_empty() && !inner.done.first(&id) {
         tracing::debug!(send = %id, "a send already done came again; not sent twice");
         return Ok(());
@@ -177,7 +194,7 @@ async fn serve_one(inner: &Inner, bot: &Bot, line: &[u8]) -> Result<(), String> 
         if !id.is_empty() {
             inner.done.forget(&id);
         }
-        e.to_string()
+        Refused::Error(e.to_string())
     })
 }
 

@@ -5,6 +5,7 @@ mod batch;
 mod connectors;
 mod lanes;
 mod leases;
+mod links;
 mod presence;
 mod sends;
 mod skills;
@@ -56,8 +57,9 @@ pub(crate) struct Inner {
     /// This process's id: where replies to its conversations are sent.
     pub(crate) process: String,
     conn: OnceCell<Conn>,
-    /// The sequence of this process's publishes, for JetStream's duplicate detection.
-    pub(crate) published: AtomicU64,
+    /// Connector role: its batches' numbers (for JetStream's duplicate detection) and its
+    /// latest events, which answers may name instead of carrying.
+    pub(crate) kept: links::Window,
     /// Skill role: which connector process each conversation came from.
     pub(crate) owners: sends::Owners,
     /// Connector role: the sends already done, so a retried send is not done twice.
@@ -69,7 +71,7 @@ pub(crate) struct Inner {
     /// Skill role: some lane waited for `in_flight` since the leases were last renewed.
     pub(crate) saturated: std::sync::atomic::AtomicBool,
     /// Connector role: each lane's events waiting to be published.
-    pub(crate) lanes: Vec<batch::Queue<bytes::Bytes, ()>>,
+    pub(crate) lanes: Vec<batch::Queue<(bytes::Bytes, AnyEvent), ()>>,
     /// Skill role: the sends waiting to go, by subject (a connector process, or any).
     pub(crate) sends: std::sync::Mutex<std::collections::HashMap<String, Arc<sends::SendQueue>>>,
 }
@@ -127,7 +129,7 @@ impl Nats {
                 role,
                 process: process_id(),
                 conn: OnceCell::new(),
-                published: AtomicU64::new(0),
+                kept: links::Window::new(config.link_window),
                 owners: Default::default(),
                 done: Default::default(),
                 bad_events: AtomicU64::new(0),

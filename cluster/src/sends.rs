@@ -11,27 +11,72 @@ use std::time::Instant;
 
 use async_nats::RequestErrorKind;
 use bytes::Bytes;
-use connector_core::{AnyEvent, BoxError, SendError, wire};
+use connector_core::{AnyEvent, BoxError, Linked, SendError, wire};
 use tokio::sync::oneshot;
 
-use crate::Inner;
 use crate::batch::{self, Queue};
 use crate::lanes::backoff;
+use crate::{Inner, links};
 
 tokio::task_local! {
-    /// The event being handled in this task: its message's stream sequence, its place in
-    /// the message, and how many sends its skills made so far. A send's id is all three, so
-    /// the same run on a redelivered event makes the same ids, and the connector process
-    /// sends each once.
-    static HANDLING: (u64, u32, Cell<u32>);
+    /// The event being handled in this task; see [`Handling`].
+    static HANDLING: Handling;
 }
 
-/// Runs `handling` (the skills on one event) as the event at `index` of stream message
-/// `sequence`: the sends it makes take their ids from that.
-pub(crate) async fn as_event<F: Future>(sequence: u64, index: u32, handling: F) -> F::Output {
-    HANDLING
-        .scope((sequence, index, Cell::new(0)), handling)
-        .await
+/// The event a task handles: its message's stream sequence, its place in the message, and
+/// how many sends its skills made so far (a send's id is all three, so the same run on a
+/// redelivered event makes the same ids, and the connector process sends each once); the
+/// event as read, and where its connector process keeps it (so that an answer linking it
+/// can name it: [`crate::links`]).
+pub(crate) struct Handling {
+    sequence: u64,
+    index: u32,
+    sends: Cell<u32>,
+    event: AnyEvent,
+    kept: Option<Kept>,
+}
+
+/// Where a connector process keeps an event: its process, batch number and place.
+pub(crate) struct Kept {
+    pub(crate) origin: Arc<str>,
+    pub(crate) number: u64,
+    pub(crate) index: u32,
+}
+
+impl Handling {
+    pub(crate) fn new(sequence: u64, index: u32, event: &AnyEvent, kept: Option<Kept>) -> Self {
+        Self {
+            sequence,
+            index,
+            sends: Cell::new(0),
+            event: event.clone(),
+            kept,
+        }
+    }
+
+    /// The next send's id.
+    fn next_id(&self) -> String {
+        let n = self.sends.get();
+        self.sends.set(n + 1);
+        format!("{}.{}.{n}", self.sequence, self.index)
+    }
+
+    /// Where `event`'s linked event is kept, if it is exactly the event being handled and
+    /// `owner` (the process the send goes to) is the one keeping it.
+    fn names(&self, event: &AnyEvent, owner: &str) -> Option<(u64, u32)> {
+        let kept = self.kept.as_ref()?;
+        let Some(Linked::Event(linked)) = &event.meta().linked_event else {
+            return None;
+        };
+        (AnyEvent::ptr_eq(linked, &self.event) && *kept.origin == *owner)
+            .then_some((kept.number, kept.index))
+    }
+}
+
+/// Runs `handling` (the skills on one event) as `event`: the sends it makes take their ids
+/// from it.
+pub(crate) async fn as_event<F: Future>(event: Handling, handling: F) -> F::Output {
+    HANDLING.scope(event, handling).await
 }
 
 /// Which connector process each conversation came from, by `connector\0target`.
@@ -69,8 +114,34 @@ impl Owners {
     }
 }
 
+/// A send on its way: its id, the event it names (see [`crate::links`]) and its envelope
+/// (without the `linked_event` when it names one, which `full` then still has, in case the
+/// connector process no longer keeps it).
+pub(crate) struct Outgoing {
+    id: String,
+    link: Option<(u64, u32)>,
+    envelope: Bytes,
+    full: Option<AnyEvent>,
+}
+
+impl Outgoing {
+    /// The same send carrying its event whole.
+    fn whole(self) -> Result<Outgoing, String> {
+        let Some(full) = self.full else {
+            return Ok(self);
+        };
+        let envelope = wire::encode(&full).map_err(|e| e.to_string())?;
+        Ok(Outgoing {
+            id: self.id,
+            link: None,
+            envelope: Bytes::from(envelope),
+            full: None,
+        })
+    }
+}
+
 /// The sends waiting to go to one subject (a connector process, or any).
-pub(crate) type SendQueue = Queue<(String, Bytes), Result<(), String>>;
+pub(crate) type SendQueue = Queue<Outgoing, Result<(), String>>;
 
 /// The most sends in one request.
 const SEND_BATCH: usize = 64;
@@ -85,21 +156,38 @@ pub(crate) async fn send(inner: &Arc<Inner>, event: AnyEvent) -> Result<(), Send
         event: event.name(),
         source,
     };
-    let payload = Bytes::from(wire::encode(&event).map_err(|e| fail(e.into()))?);
-    let id = HANDLING
-        .try_with(|(sequence, index, count)| {
-            let n = count.get();
-            count.set(n + 1);
-            format!("{sequence}.{index}.{n}")
+    let owner = inner.owners.owner(&event);
+    let (id, link) = HANDLING
+        .try_with(|handling| {
+            let link = owner.as_ref().and_then(|o| handling.names(&event, o));
+            (handling.next_id(), link)
         })
-        .unwrap_or_else(|_| format!("{}.{}", inner.process, fastrand::u64(..)));
+        .unwrap_or_else(|_| (format!("{}.{}", inner.process, fastrand::u64(..)), None));
+    let outgoing = match link {
+        Some(_) => {
+            let mut bare = event.clone();
+            bare.meta_mut().linked_event = None;
+            Outgoing {
+                id,
+                link,
+                envelope: Bytes::from(wire::encode(&bare).map_err(|e| fail(e.into()))?),
+                full: Some(event.clone()),
+            }
+        }
+        None => Outgoing {
+            id,
+            link,
+            envelope: Bytes::from(wire::encode(&event).map_err(|e| fail(e.into()))?),
+            full: None,
+        },
+    };
     let name = &inner.settings.name;
-    let subject = match inner.owners.owner(&event) {
+    let subject = match owner {
         Some(owner) => format!("{name}.send.{owner}"),
         None => format!("{name}.send.any"),
     };
     let (done, answered) = oneshot::channel();
-    enqueue(inner, subject, (id, payload), done);
+    enqueue(inner, subject, outgoing, done);
     match answered.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(text)) => Err(fail(text.into())),
@@ -110,7 +198,7 @@ pub(crate) async fn send(inner: &Arc<Inner>, event: AnyEvent) -> Result<(), Send
 fn enqueue(
     inner: &Arc<Inner>,
     subject: String,
-    item: (String, Bytes),
+    item: Outgoing,
     done: oneshot::Sender<Result<(), String>>,
 ) {
     let queue = {
@@ -130,13 +218,11 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
     batch::let_ready_tasks_add().await;
     while let Some(batch) = queue.take(SEND_BATCH) {
         let mut payload = Vec::new();
-        for (i, ((id, event), _)) in batch.iter().enumerate() {
+        for (i, (send, _)) in batch.iter().enumerate() {
             if i > 0 {
                 payload.push(b'\n');
             }
-            payload.extend_from_slice(id.as_bytes());
-            payload.push(b' ');
-            payload.extend_from_slice(event);
+            links::write(&mut payload, &send.id, send.link, &send.envelope);
         }
         let payload = Bytes::from(payload);
         let started = Instant::now();
@@ -145,12 +231,23 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
             match conn.client.request(subject.clone(), payload.clone()).await {
                 Ok(answer) => {
                     let mut lines = answer.payload.split(|&b| b == b'\n');
-                    for (_, done) in batch {
-                        let _ = done.send(match lines.next() {
+                    for (send, done) in batch {
+                        let result = match lines.next() {
                             Some([]) => Ok(()),
+                            // The connector process no longer keeps the event the send
+                            // names: the send goes again (in this flusher's next batch)
+                            // with it.
+                            Some(links::MISS) if send.link.is_some() => match send.whole() {
+                                Ok(whole) => {
+                                    enqueue(inner, subject.clone(), whole, done);
+                                    continue;
+                                }
+                                Err(text) => Err(text),
+                            },
                             Some(text) => Err(String::from_utf8_lossy(text).into_owned()),
                             None => Err("the connector process did not answer this send".into()),
-                        });
+                        };
+                        let _ = done.send(result);
                     }
                     break;
                 }
@@ -159,8 +256,14 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
                 // once (the send, or why it cannot be done) instead of `send-timeout` later.
                 Err(e) if subject != any && e.kind() == RequestErrorKind::NoResponders => {
                     tracing::debug!(%subject, "the conversation's connector process is gone; any connector process may take its sends");
-                    for (item, done) in batch {
-                        enqueue(inner, any.clone(), item, done);
+                    for (send, done) in batch {
+                        // Only the owner keeps the events a send names.
+                        match send.whole() {
+                            Ok(whole) => enqueue(inner, any.clone(), whole, done),
+                            Err(text) => {
+                                let _ = done.send(Err(text));
+                            }
+                        }
                     }
                     break;
                 }
@@ -183,5 +286,73 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_core::Event as _;
+    use connector_core::events::Message;
+    use connector_core::respond::prepare_response;
+
+    #[test]
+    fn an_answer_names_the_event_it_links_only_when_that_is_the_event_read_and_kept_there() {
+        let read = AnyEvent::new(Message::new("hi").target("s1").connector("websocket"));
+        let kept = Kept {
+            origin: Arc::from("conn-1"),
+            number: 42,
+            index: 3,
+        };
+        let handling = Handling::new(7, 3, &read, Some(kept));
+        let answer = prepare_response(&read, Message::new("hi"));
+        assert_eq!(handling.names(&answer, "conn-1"), Some((42, 3)));
+        assert_eq!(handling.names(&answer, "conn-2"), None, "sent elsewhere");
+
+        let mut with_entities = read.clone();
+        with_entities
+            .meta_mut()
+            .update_entity("name", "ann", None, false);
+        let answer = prepare_response(&with_entities, Message::new("hi"));
+        assert_eq!(
+            handling.names(&answer, "conn-1"),
+            None,
+            "a copy with entities is not the event the connector process keeps"
+        );
+        let unlinked = AnyEvent::new(Message::new("hi").target("s1"));
+        assert_eq!(handling.names(&unlinked, "conn-1"), None);
+
+        let not_kept = Handling::new(7, 3, &read, None);
+        let answer = prepare_response(&read, Message::new("hi"));
+        assert_eq!(not_kept.names(&answer, "conn-1"), None);
+        assert_eq!(
+            (handling.next_id(), handling.next_id()),
+            ("7.3.0".into(), "7.3.1".into())
+        );
+    }
+
+    #[test]
+    fn a_send_that_names_its_event_can_carry_it_whole() {
+        let read = AnyEvent::new(Message::new("hi").target("s1"));
+        let answer = prepare_response(&read, Message::new("ho"));
+        let mut bare = answer.clone();
+        bare.meta_mut().linked_event = None;
+        let outgoing = Outgoing {
+            id: "7.3.0".into(),
+            link: Some((42, 3)),
+            envelope: Bytes::from(wire::encode(&bare).unwrap()),
+            full: Some(answer.clone()),
+        };
+        let whole = outgoing.whole().unwrap();
+        assert_eq!((whole.id.as_str(), whole.link), ("7.3.0", None));
+        assert_eq!(&whole.envelope[..], &wire::encode(&answer).unwrap()[..]);
+        let back = wire::decode(&whole.envelope).unwrap();
+        let linked = back
+            .meta()
+            .linked_event
+            .as_ref()
+            .and_then(|l| l.event())
+            .unwrap();
+        assert_eq!(linked.downcast_ref::<Message>().unwrap().text, "hi");
     }
 }

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::consumer::{self, pull::MessagesErrorKind};
 use async_nats::jetstream::{self, Message};
 use connector_core::{AnyEvent, Bot, BoxError, wire};
@@ -21,7 +22,7 @@ use tokio::sync::{SemaphorePermit, mpsc};
 use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, lane_subject, stream_name};
 use crate::leases::{self, Grant};
-use crate::sends::{Owners, as_event};
+use crate::sends::{Handling, Kept, Owners, as_event};
 use crate::{Conn, Inner, presence};
 
 /// The most messages a lane's consumer has on their way to this process at once.
@@ -142,11 +143,12 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
 }
 
 /// An event taken from the lane: its message (by the lane's count of messages taken), its
-/// place, and the event itself.
+/// place, where its connector process keeps it, and the event itself.
 struct Item {
     message: u64,
     sequence: u64,
     index: u32,
+    kept: Option<Kept>,
     event: AnyEvent,
 }
 
@@ -189,13 +191,18 @@ impl<'a> Lane<'a> {
     /// Reads a message's events into the backlog. An event that cannot be read is logged,
     /// counted and skipped; the lane goes on.
     fn take(&mut self, message: Message) {
-        let number = self.first + self.pending.len() as u64;
+        let count = self.first + self.pending.len() as u64;
         let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         let origin = message
             .headers
             .as_ref()
             .and_then(|h| h.get(ORIGIN))
             .map(|o| Arc::<str>::from(o.as_str()));
+        // The batch's number in its connector process: its message id is `<origin>-<number>`.
+        let number = origin.as_ref().and_then(|origin| {
+            let id = message.headers.as_ref()?.get(NATS_MESSAGE_ID)?.as_str();
+            id.strip_prefix(&**origin)?.strip_prefix('-')?.parse().ok()
+        });
         let mut events = 0;
         for (index, line) in message.payload.split(|&b| b == b'\n').enumerate() {
             let event = match wire::decode(line) {
@@ -211,9 +218,14 @@ impl<'a> Lane<'a> {
                 self.inner.owners.note(&key, origin);
             }
             let item = Item {
-                message: number,
+                message: count,
                 sequence,
                 index: index as u32,
+                kept: number.zip(origin.as_ref()).map(|(number, origin)| Kept {
+                    origin: origin.clone(),
+                    number,
+                    index: index as u32,
+                }),
                 event,
             };
             self.backlog.push_back((key, item));
@@ -255,7 +267,8 @@ impl<'a> Lane<'a> {
                 let Some((item, permit)) = lock(&queue).pop_front() else {
                     break;
                 };
-                as_event(item.sequence, item.index, bot.handle(item.event)).await;
+                let handling = Handling::new(item.sequence, item.index, &item.event, item.kept);
+                as_event(handling, bot.handle(item.event)).await;
                 drop(permit);
                 let _ = done.send(item.message);
             }

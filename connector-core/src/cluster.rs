@@ -90,6 +90,7 @@ impl FromStr for Role {
 ///   redelivery: 30         # seconds before the lanes of a skill process that stopped go to another
 ///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
 ///   max-in-flight: 1024    # events one skill process has at once
+///   link-window: 16384     # events a connector process keeps for replies to name (0: none)
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
@@ -122,6 +123,12 @@ pub struct ClusterConfig {
     /// a process that reaches it gives the lanes that wait to the other processes (while one
     /// of them has room).
     pub max_in_flight: u16,
+    /// How many of its latest events a connector process keeps (at most 16 MiB of them), so
+    /// that a skill's answer to one can name it instead of carrying it whole as its
+    /// `linked_event`: fewer bytes through NATS and no second encoding of the event. An
+    /// answer to an event no longer kept carries it whole, one round trip later. 0 keeps
+    /// none: every answer carries its event.
+    pub link_window: u32,
 }
 
 impl Default for ClusterConfig {
@@ -134,6 +141,7 @@ impl Default for ClusterConfig {
             send_timeout: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(60),
             max_in_flight: 1024,
+            link_window: 16_384,
         }
     }
 }

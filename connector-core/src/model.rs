@@ -420,6 +420,24 @@ impl AnyEvent {
         }
     }
 
+    /// Whether `a` and `b` are one shared event: one was cloned from the other and neither
+    /// was changed since (a change copies a shared event first). A pointer comparison, so it
+    /// can say "the same" where comparing contents would cost a walk of both; events equal
+    /// in content but made apart are not the same.
+    ///
+    /// ```
+    /// use connector_core::prelude::*;
+    ///
+    /// let event = AnyEvent::new(Message::new("hi"));
+    /// let mut copy = event.clone();
+    /// assert!(AnyEvent::ptr_eq(&event, &copy));
+    /// copy.meta_mut().user = Some("ann".into());
+    /// assert!(!AnyEvent::ptr_eq(&event, &copy));
+    /// ```
+    pub fn ptr_eq(a: &AnyEvent, b: &AnyEvent) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
     /// The event as `E` when it is exactly an `E` (what a plain `#[register_event(E)]` sees).
     pub fn downcast_ref<E: Event>(&self) -> Option<&E> {
         self.0.as_any().downcast_ref::<E>()

@@ -537,3 +537,44 @@ async fn a_slow_conversation_holds_no_other_conversation_of_its_lane() {
         reply => panic!("no reply to the slow skill: {reply:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_event_is_no_longer_kept_is_sent_again_whole() {
+    // The connector process keeps no event (`link-window: 0`); the skill processes name the
+    // event each answer links all the same (their own configuration keeps the default), so
+    // every answer is refused as a miss and sent again carrying its event: each reply still
+    // comes once, in order.
+    let scratch = Scratch::new("link-miss");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let keeps_none = scratch.0.join("connectors.yaml");
+    std::fs::write(
+        &keeps_none,
+        text.replace("level: info", "level: debug") + "  link-window: 0\n",
+    )
+    .unwrap();
+    let connector = Node::start(&scratch.0, &keeps_none, "connectors", 0);
+    let skills = Node::start(&scratch.0, &config, "skills", 1);
+    let addr = listening(web, &connector).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..5)
+        .map(|id| tokio::spawn(client(addr, id, done.clone())))
+        .collect();
+    for task in clients {
+        if let Err(e) = task.await.unwrap() {
+            panic!(
+                "{e}\n== connectors\n{}\n== skills\n{}",
+                connector.log(),
+                skills.log()
+            );
+        }
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 5 * MESSAGES);
+    let log = connector.log();
+    assert!(
+        log.contains("a send names an event no longer kept; asked for it whole"),
+        "the answers did not name their events:\n{log}"
+    );
+}

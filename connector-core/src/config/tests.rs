@@ -706,16 +706,17 @@ fn cluster_section() {
     let cfg = must(load("connectors: {shell: }\n"));
     assert_eq!(cfg.cluster, crate::cluster::ClusterConfig::default());
     let cfg = must(load(
-        "connectors: {shell: }\ncluster:\n  nats: nats://127.0.0.1:4222\n  name: opsbot\n  partitions: 8\n  redelivery: 1.5\n",
+        "connectors: {shell: }\ncluster:\n  nats: nats://127.0.0.1:4222\n  name: opsbot\n  partitions: 8\n  redelivery: 1.5\n  link-window: 0\n",
     ));
     assert_eq!(cfg.cluster.nats.as_deref(), Some("nats://127.0.0.1:4222"));
     assert_eq!(cfg.cluster.name.as_deref(), Some("opsbot"));
     assert_eq!(cfg.cluster.partitions, 8);
     assert_eq!(cfg.cluster.redelivery, Duration::from_millis(1500));
     assert_eq!(cfg.cluster.send_timeout, Duration::from_secs(30));
+    assert_eq!(cfg.cluster.link_window, 0);
     assert_eq!(
         err("connectors: {shell: }\ncluster:\n  partitons: 4\n"),
-        "configuration.yaml:3:3: cluster.partitons: unknown field `partitons`, expected one of `nats`, `name`, `partitions`, `redelivery`, `send-timeout`, `publish-timeout`, `max-in-flight`"
+        "configuration.yaml:3:3: cluster.partitons: unknown field `partitons`, expected one of `nats`, `name`, `partitions`, `redelivery`, `send-timeout`, `publish-timeout`, `max-in-flight`, `link-window`"
     );
     assert_eq!(
         err("connectors: {shell: }\ncluster:\n  partitions: 0\n"),
