@@ -9,6 +9,7 @@
 #
 #   bash bench/cluster.sh
 #   CLIENTS=100 MSGS=200 REPS=3 SETUPS="single 1+1 1+2" PARTITIONS=16 bash bench/cluster.sh
+#   NODE=/path/to/an/older/cluster-node bash bench/cluster.sh   # measure another build
 #
 # Needs nats-server (bash scripts/test.sh installs it). Loopback only; every process it
 # starts is stopped when it ends.
