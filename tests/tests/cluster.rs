@@ -3,7 +3,8 @@
 //! messages each, one in flight per client. In the middle, a skill process is SIGKILLed, or
 //! nats-server is stopped and started again: every client still gets each reply once, in
 //! order, and nothing more. And the bounds: a slow process runs no more than its
-//! `max-in-flight`, a slow conversation holds no other of its lane.
+//! `max-in-flight`, a slow conversation holds no other of its lane. And answers that name
+//! their event: found by the connector process, or sent again whole when it keeps it no more.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -577,4 +578,99 @@ async fn an_answer_whose_event_is_no_longer_kept_is_sent_again_whole() {
         log.contains("a send names an event no longer kept; asked for it whole"),
         "the answers did not name their events:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_process_finds_the_event_a_send_names_by_its_batch_number_and_place() {
+    // The test stands in for a skill process: it reads the stored event (no skill process
+    // runs), and sends answers that name it the way a skill process does.
+    use connector_core::prelude::*;
+    use connector_core::wire;
+
+    let scratch = Scratch::new("link-name");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let addr = listening(web, &connector).await;
+    let mut socket = ws::client(addr).await.unwrap();
+    socket.send(Frame::text("hello")).await.unwrap();
+    // The stream holds `BotStarted` (no conversation, a lane of its own) and `hello`.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while waiting(&nats).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            connector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("echobot-events").await.unwrap();
+    let mut found = None;
+    for sequence in 1..=2 {
+        let stored = stream.get_raw_message(sequence).await.unwrap();
+        for (place, line) in stored.payload.split(|&b| b == b'\n').enumerate() {
+            let event = wire::decode(line).unwrap();
+            if event.is::<Message>() {
+                found = Some((stored.headers.clone(), place, event));
+            }
+        }
+    }
+    let (headers, place, event) = found.expect("`hello` is stored");
+    let origin = headers.get("Bot-Origin").unwrap().as_str().to_owned();
+    let id = headers
+        .get(async_nats::header::NATS_MESSAGE_ID)
+        .unwrap()
+        .as_str();
+    let number: u64 = id
+        .strip_prefix(&format!("{origin}-"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer = |text: &str| {
+        let reply = Message::new(text)
+            .target(event.meta().target.as_deref().unwrap())
+            .connector("websocket");
+        String::from_utf8(wire::encode(&AnyEvent::new(reply)).unwrap()).unwrap()
+    };
+    let send = |line: String| {
+        let client = client.clone();
+        let subject = format!("echobot.send.{origin}");
+        async move {
+            let answer = client.request(subject, line.into()).await.unwrap();
+            String::from_utf8(answer.payload.to_vec()).unwrap()
+        }
+    };
+    assert_eq!(
+        send(format!("t.0 @{number}.{place} {}", answer("named"))).await,
+        "",
+        "the event is kept: the answer is sent"
+    );
+    assert_eq!(
+        send(format!(
+            "t.1 @{number}.{} {}",
+            place + 1,
+            answer("no such place")
+        ))
+        .await,
+        "@unknown-link"
+    );
+    assert_eq!(
+        send(format!(
+            "t.2 @{}.{place} {}",
+            number + 100,
+            answer("no such batch")
+        ))
+        .await,
+        "@unknown-link"
+    );
+    assert_eq!(send(format!("t.3 {}", answer("whole"))).await, "");
+    for expected in ["named", "whole"] {
+        match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
+            Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), expected),
+            other => panic!("no {expected:?}: {other:?}\n{}", connector.log()),
+        }
+    }
 }
