@@ -1,7 +1,7 @@
 //! The example bot as one process of a cluster test: `cluster-node --config F --role R`
 //! (the `bot` binary's own command line, built here so the tests of this crate can run it),
 //! with one skill more: `slow <text>` echoes after `CLUSTER_NODE_SLOW_MS` milliseconds
-//! (0 when unset) and logs how many of its runs overlap in this process.
+//! (0 when unset) and logs how many of its runs overlap in this process, and on what.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,10 +16,10 @@ fn main() -> std::process::ExitCode {
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
     let slow = Skill::new("slow", move |ctx: SkillContext| async move {
         let running = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-        tracing::info!("slow skill: {running} running");
+        let text = ctx.text().to_owned();
+        tracing::info!("slow skill: {running} running on [{text}]");
         tokio::time::sleep(delay).await;
         RUNNING.fetch_sub(1, Ordering::SeqCst);
-        let text = ctx.text().to_owned();
         ctx.respond(text).await
     })
     .regex("^slow ");
