@@ -17,6 +17,7 @@
 //! changes: the connector's `send` sees the same `linked_event` either way.
 
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::sync::Mutex;
 
 use connector_core::AnyEvent;
@@ -105,7 +106,8 @@ pub(crate) fn write(out: &mut Vec<u8>, id: &str, link: Option<(u64, u32)>, envel
     out.extend_from_slice(id.as_bytes());
     out.push(b' ');
     if let Some((number, index)) = link {
-        out.extend_from_slice(format!("@{number}.{index} ").as_bytes());
+        // Into the request itself: no string of its own per send.
+        let _ = write!(out, "@{number}.{index} ");
     }
     out.extend_from_slice(envelope);
 }

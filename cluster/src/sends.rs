@@ -36,11 +36,11 @@ pub(crate) struct Handling {
     kept: Option<Kept>,
 }
 
-/// Where a connector process keeps an event: its process, batch number and place.
+/// Where a connector process keeps an event: its process and batch number (its place in
+/// the batch is its place in the stream message, [`Handling`]'s `index`).
 pub(crate) struct Kept {
     pub(crate) origin: Arc<str>,
     pub(crate) number: u64,
-    pub(crate) index: u32,
 }
 
 impl Handling {
@@ -69,7 +69,7 @@ impl Handling {
             return None;
         };
         (AnyEvent::ptr_eq(linked, &self.event) && *kept.origin == *owner)
-            .then_some((kept.number, kept.index))
+            .then_some((kept.number, self.index))
     }
 }
 
@@ -114,28 +114,32 @@ impl Owners {
     }
 }
 
-/// A send on its way: its id, the event it names (see [`crate::links`]) and its envelope
-/// (without the `linked_event` when it names one, which `full` then still has, in case the
-/// connector process no longer keeps it).
+/// A send on its way: its id, its envelope and, when it names the event it links (see
+/// [`crate::links`]), that name; its envelope then has no `linked_event`.
 pub(crate) struct Outgoing {
     id: String,
-    link: Option<(u64, u32)>,
     envelope: Bytes,
-    full: Option<AnyEvent>,
+    named: Option<Named>,
+}
+
+/// A send's name for its linked event (batch number and place), and the send itself whole,
+/// for when the connector process no longer keeps the event.
+struct Named {
+    at: (u64, u32),
+    full: AnyEvent,
 }
 
 impl Outgoing {
     /// The same send carrying its event whole.
     fn whole(self) -> Result<Outgoing, String> {
-        let Some(full) = self.full else {
+        let Some(named) = self.named else {
             return Ok(self);
         };
-        let envelope = wire::encode(&full).map_err(|e| e.to_string())?;
+        let envelope = wire::encode(&named.full).map_err(|e| e.to_string())?;
         Ok(Outgoing {
             id: self.id,
-            link: None,
             envelope: Bytes::from(envelope),
-            full: None,
+            named: None,
         })
     }
 }
@@ -151,9 +155,10 @@ const SEND_BATCH: usize = 64;
 /// for it; retried with the same id until answered or `cluster.send-timeout` passes.
 pub(crate) async fn send(inner: &Arc<Inner>, event: AnyEvent) -> Result<(), SendError> {
     let connector = event.meta().connector.as_deref().unwrap_or("").to_owned();
+    let name = event.name();
     let fail = |source: BoxError| SendError::Handler {
         connector: connector.clone(),
-        event: event.name(),
+        event: name,
         source,
     };
     let owner = inner.owners.owner(&event);
@@ -163,28 +168,26 @@ pub(crate) async fn send(inner: &Arc<Inner>, event: AnyEvent) -> Result<(), Send
             (handling.next_id(), link)
         })
         .unwrap_or_else(|_| (format!("{}.{}", inner.process, fastrand::u64(..)), None));
-    let outgoing = match link {
+    let envelope = match link {
+        // `event` is shared with its sender, so `meta_mut` copies it: the copy goes without
+        // its linked event, `event` itself stays whole (`Named::full`).
         Some(_) => {
             let mut bare = event.clone();
             bare.meta_mut().linked_event = None;
-            Outgoing {
-                id,
-                link,
-                envelope: Bytes::from(wire::encode(&bare).map_err(|e| fail(e.into()))?),
-                full: Some(event.clone()),
-            }
+            wire::encode(&bare)
         }
-        None => Outgoing {
-            id,
-            link,
-            envelope: Bytes::from(wire::encode(&event).map_err(|e| fail(e.into()))?),
-            full: None,
-        },
+        None => wire::encode(&event),
+    }
+    .map_err(|e| fail(e.into()))?;
+    let outgoing = Outgoing {
+        id,
+        envelope: Bytes::from(envelope),
+        named: link.map(|at| Named { at, full: event }),
     };
-    let name = &inner.settings.name;
+    let bot = &inner.settings.name;
     let subject = match owner {
-        Some(owner) => format!("{name}.send.{owner}"),
-        None => format!("{name}.send.any"),
+        Some(owner) => format!("{bot}.send.{owner}"),
+        None => format!("{bot}.send.any"),
     };
     let (done, answered) = oneshot::channel();
     enqueue(inner, subject, outgoing, done);
@@ -222,7 +225,8 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
             if i > 0 {
                 payload.push(b'\n');
             }
-            links::write(&mut payload, &send.id, send.link, &send.envelope);
+            let at = send.named.as_ref().map(|named| named.at);
+            links::write(&mut payload, &send.id, at, &send.envelope);
         }
         let payload = Bytes::from(payload);
         let started = Instant::now();
@@ -237,7 +241,7 @@ async fn flush_sends(inner: &Arc<Inner>, subject: String, queue: Arc<SendQueue>)
                             // The connector process no longer keeps the event the send
                             // names: the send goes again (in this flusher's next batch)
                             // with it.
-                            Some(links::MISS) if send.link.is_some() => match send.whole() {
+                            Some(links::MISS) if send.named.is_some() => match send.whole() {
                                 Ok(whole) => {
                                     enqueue(inner, subject.clone(), whole, done);
                                     continue;
@@ -302,7 +306,6 @@ mod tests {
         let kept = Kept {
             origin: Arc::from("conn-1"),
             number: 42,
-            index: 3,
         };
         let handling = Handling::new(7, 3, &read, Some(kept));
         let answer = prepare_response(&read, Message::new("hi"));
@@ -339,12 +342,14 @@ mod tests {
         bare.meta_mut().linked_event = None;
         let outgoing = Outgoing {
             id: "7.3.0".into(),
-            link: Some((42, 3)),
             envelope: Bytes::from(wire::encode(&bare).unwrap()),
-            full: Some(answer.clone()),
+            named: Some(Named {
+                at: (42, 3),
+                full: answer.clone(),
+            }),
         };
         let whole = outgoing.whole().unwrap();
-        assert_eq!((whole.id.as_str(), whole.link), ("7.3.0", None));
+        assert_eq!((whole.id.as_str(), whole.named.is_none()), ("7.3.0", true));
         assert_eq!(&whole.envelope[..], &wire::encode(&answer).unwrap()[..]);
         let back = wire::decode(&whole.envelope).unwrap();
         let linked = back

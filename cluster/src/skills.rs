@@ -224,7 +224,6 @@ impl<'a> Lane<'a> {
                 kept: number.zip(origin.as_ref()).map(|(number, origin)| Kept {
                     origin: origin.clone(),
                     number,
-                    index: index as u32,
                 }),
                 event,
             };
