@@ -4,6 +4,7 @@
 //! The cross-crate tests in `tests/tests` use it, and so do the connector crates' own tests
 //! (as a dev-dependency), so no test file carries a copy of these helpers.
 
+pub mod cluster;
 pub mod logs;
 pub mod nats;
 pub mod synapse;

@@ -8,90 +8,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use connector_tests::cluster::{Node, Scratch, listening};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::ws;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-const NODE: &str = env!("CARGO_BIN_EXE_cluster-node");
 const CLIENTS: usize = 20;
 const MESSAGES: usize = 200;
 /// One reply's limit: a redelivery (2 s here) and a server restart fit in it.
 const REPLY_LIMIT: Duration = Duration::from_secs(30);
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("connector-cluster-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A process of the bot; killed when dropped.
-struct Node {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(dir: &Path, config: &Path, role: &str, n: usize) -> Self {
-        Self::start_with(dir, config, role, n, &[])
-    }
-
-    fn start_with(dir: &Path, config: &Path, role: &str, n: usize, env: &[(&str, &str)]) -> Self {
-        let log = dir.join(format!("{role}-{n}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(NODE)
-            .args(["--config"])
-            .arg(config)
-            .args(["--role", role])
-            .envs(env.iter().copied())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start a cluster node");
-        Node {
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// SIGKILL: no shutdown, no acknowledgement of what it was on.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn config(dir: &Path, nats: &NatsServer, web: u16) -> PathBuf {
     config_with(dir, nats, web, 64, 16)
@@ -254,21 +184,6 @@ async fn nats_server_restarted_mid_run_loses_and_repeats_nothing() {
         Some("lost the NATS server; reconnecting with backoff"),
     )
     .await;
-}
-
-/// Waits until the connector process at `web` listens.
-async fn listening(web: u16, connector: &Node) -> SocketAddr {
-    let addr: SocketAddr = ([127, 0, 0, 1], web).into();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the connector process did not listen:\n{}",
-            connector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    addr
 }
 
 /// How many events wait in the bot's stream (acknowledged ones are removed); 0 before the

@@ -1,0 +1,124 @@
+//! The cluster tests' processes: a scratch directory per test and the example bot's
+//! `cluster-node` binary started as a connector or skill process, its output in a log file
+//! of its own, SIGKILLed when dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// An empty directory named after the test (and this process, so runs do not meet).
+    pub fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("connector-cluster-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `cluster-node` binary cargo built for the integration test running now: next to the
+/// test's own executable's directory (`target/<profile>/deps/..`).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test's executable is in target/<profile>/deps");
+    let node = dir.join(format!("cluster-node{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        node.exists(),
+        "{} is missing: cargo builds it for this crate's tests",
+        node.display()
+    );
+    node
+}
+
+/// A process of the bot; killed when dropped.
+pub struct Node {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Node {
+    /// `cluster-node --config <config> --role <role>`, logging to `<dir>/<role>-<n>.log`.
+    pub fn start(dir: &Path, config: &Path, role: &str, n: usize) -> Self {
+        Self::start_with(dir, config, role, n, &[])
+    }
+
+    /// The same with more environment variables.
+    pub fn start_with(
+        dir: &Path,
+        config: &Path,
+        role: &str,
+        n: usize,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let log = dir.join(format!("{role}-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(binary())
+            .args(["--config"])
+            .arg(config)
+            .args(["--role", role])
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start a cluster node");
+        Node {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The operating system's id of the process (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL: no shutdown, no acknowledgement of what it was on.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until the connector process at `web` listens.
+pub async fn listening(web: u16, connector: &Node) -> SocketAddr {
+    let addr: SocketAddr = ([127, 0, 0, 1], web).into();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connector process did not listen:\n{}",
+            connector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    addr
+}
