@@ -10,6 +10,9 @@
 //! above it. A process that dies stops renewing: its lanes are free `redelivery` later and
 //! the others take them. A saturated process (its events wait for `max-in-flight`) gives
 //! back the lanes that wait, and takes none, while another process is not saturated.
+//!
+//! One more entry, `schedules`, is held the same way by one skill process at a time (the
+//! first that finds it free): its holder runs the crontab skills.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +49,15 @@ pub(crate) struct Grant {
     pub(crate) epoch: u64,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) waiting: Arc<AtomicBool>,
+}
+
+/// The key of the schedules' lease: its holder runs the crontab skills.
+const SCHEDULES: &str = "schedules";
+
+/// The schedules' lease, while this process holds it.
+struct Schedules {
+    revision: u64,
+    renewed: Instant,
 }
 
 fn lane_key(lane: u16) -> String {
@@ -114,10 +126,22 @@ where
     let mut held: BTreeMap<u16, Held> = BTreeMap::new();
     let mut free_for: HashMap<u16, u32> = HashMap::new();
     let mut told = false;
+    let mut schedules: Option<Schedules> = None;
     loop {
         tokio::select! {
             _ = bot.shutting_down() => break,
             _ = ticks.tick() => {}
+        }
+        if let Err(e) = hold_schedules(inner, &kv, &mut schedules).await {
+            tracing::debug!(error = %e, "cannot renew or take the schedules' lease; retrying");
+            if schedules
+                .as_ref()
+                .is_some_and(|s| s.renewed.elapsed() > inner.settings.redelivery * 3 / 4)
+            {
+                // As with a lane: another process may hold it now.
+                inner.schedules.store(false, Ordering::Relaxed);
+                schedules = None;
+            }
         }
         match round(inner, &kv, &mut held, &mut free_for, &start).await {
             Ok(()) => {
@@ -146,6 +170,12 @@ where
             }
         }
     }
+    if let Some(lease) = schedules {
+        inner.schedules.store(false, Ordering::Relaxed);
+        let _ = kv
+            .delete_expect_revision(SCHEDULES, Some(lease.revision))
+            .await;
+    }
     for h in held.values() {
         let _ = h.stop.send(true);
     }
@@ -156,6 +186,46 @@ where
             .await;
     }
     let _ = kv.delete(format!("member.{}", inner.process)).await;
+}
+
+/// Renews the schedules' lease, or takes it when it is free: one skill process at a time
+/// runs the crontab skills (every one keeps their times and skips them unless it holds
+/// this). A process that dies stops renewing, and the lease is free `redelivery` later.
+async fn hold_schedules(
+    inner: &Inner,
+    kv: &kv::Store,
+    lease: &mut Option<Schedules>,
+) -> Result<(), BoxError> {
+    let me = Bytes::from(inner.process.clone());
+    match lease {
+        Some(held) => match kv.update(SCHEDULES, me, held.revision).await {
+            Ok(revision) => {
+                held.revision = revision;
+                held.renewed = Instant::now();
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                inner.schedules.store(false, Ordering::Relaxed);
+                *lease = None;
+                tracing::warn!(
+                    "the schedules' lease expired (this process was too slow to renew it); another skill process runs the crontab skills now"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => match kv.create(SCHEDULES, me).await {
+            Ok(revision) => {
+                *lease = Some(Schedules {
+                    revision,
+                    renewed: Instant::now(),
+                });
+                inner.schedules.store(true, Ordering::Relaxed);
+                tracing::info!("this skill process runs the crontab skills now");
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
 }
 
 /// One round: say this process is up, renew what it holds, give back what it should not

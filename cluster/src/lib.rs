@@ -3,6 +3,7 @@
 
 mod batch;
 mod connectors;
+mod hooks;
 mod lanes;
 mod leases;
 mod links;
@@ -15,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use connector_core::cluster::{ClusterConfig, Role, Transport};
+use connector_core::cluster::{ClusterConfig, RemoteCallError, Role, Transport};
 use connector_core::dispatch::BoxFuture;
+use connector_core::web::{WebhookRequest, WebhookResponse};
 use connector_core::{AnyEvent, Bot, BoxError, SendError};
 use tokio::sync::OnceCell;
 
@@ -70,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) in_flight: tokio::sync::Semaphore,
     /// Skill role: some lane waited for `in_flight` since the leases were last renewed.
     pub(crate) saturated: std::sync::atomic::AtomicBool,
+    /// Skill role: this process holds the schedules' lease (it runs the crontab skills).
+    pub(crate) schedules: std::sync::atomic::AtomicBool,
     /// Connector role: each lane's events waiting to be published.
     pub(crate) lanes: Vec<batch::Queue<(bytes::Bytes, AnyEvent), ()>>,
     /// Skill role: the sends waiting to go, by subject (a connector process, or any).
@@ -135,6 +139,7 @@ impl Nats {
                 bad_events: AtomicU64::new(0),
                 in_flight: tokio::sync::Semaphore::new(usize::from(config.max_in_flight.max(1))),
                 saturated: Default::default(),
+                schedules: Default::default(),
                 lanes: (0..config.partitions.max(1))
                     .map(|_| Default::default())
                     .collect(),
@@ -209,6 +214,17 @@ impl Transport for Nats {
 
     fn send(&self, event: AnyEvent) -> BoxFuture<'_, Result<(), SendError>> {
         Box::pin(sends::send(&self.inner, event))
+    }
+
+    fn runs_schedules(&self) -> bool {
+        self.inner.schedules.load(Ordering::Relaxed)
+    }
+
+    fn call_webhook(
+        &self,
+        request: WebhookRequest,
+    ) -> BoxFuture<'_, Result<WebhookResponse, RemoteCallError>> {
+        Box::pin(hooks::call(&self.inner, request))
     }
 
     fn run(&self, role: Role, bot: Bot) -> BoxFuture<'_, Result<(), BoxError>> {

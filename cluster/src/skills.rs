@@ -23,7 +23,7 @@ use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, lane_subject, stream_name};
 use crate::leases::{self, Grant};
 use crate::sends::{Handling, Kept, Owners, as_event};
-use crate::{Conn, Inner, presence};
+use crate::{Conn, Inner, hooks, presence};
 
 /// The most messages a lane's consumer has on their way to this process at once.
 const PREFETCH: usize = 256;
@@ -43,10 +43,12 @@ pub(crate) async fn run(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<(),
             tokio::spawn(async move { read_lane(&inner, &js, &bot, grant).await })
         }
     };
+    let calls = hooks::serve(inner, conn, bot.clone()).await?;
     tokio::select! {
         _ = leases::run(inner, conn, &bot, start) => {}
         _ = watch => {}
     }
+    calls.finish().await;
     drop(presence);
     Ok(())
 }

@@ -50,6 +50,8 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     fn web(&self) -> &Arc<crate::web::WebServer>;
     /// The skills, for running one directly (a webhook call).
     fn skills(&self) -> &crate::worker::SkillRunner;
+    /// This process's role and transport, in a bot on several processes.
+    fn cluster(&self) -> Option<(crate::cluster::Role, &Arc<dyn crate::cluster::Transport>)>;
 }
 
 impl Bot {
@@ -139,6 +141,15 @@ impl Bot {
 
     pub(crate) fn web_server(&self) -> &Arc<crate::web::WebServer> {
         self.core.web()
+    }
+
+    /// The transport that runs webhook calls in the skill processes, when this is a
+    /// connector process of a bot on several processes (its own skills do not run).
+    pub(crate) fn remote_webhooks(&self) -> Option<&Arc<dyn crate::cluster::Transport>> {
+        self.core
+            .cluster()
+            .filter(|(role, _)| *role == crate::cluster::Role::Connectors)
+            .map(|(_, transport)| transport)
     }
 
     pub(crate) fn skill_runner(&self) -> &crate::worker::SkillRunner {

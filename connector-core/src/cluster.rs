@@ -2,6 +2,10 @@
 //! [`Transport`]; skill processes get them from it and run the skills; a skill's send goes
 //! back through the transport to the connector process that owns the conversation.
 //!
+//! Every kind of skill runs in the skill processes: those on parsed events, crontab skills
+//! (in one skill process at a time, [`Transport::runs_schedules`]) and webhook skills (the
+//! connector process's web server hands each call over, [`Transport::call_webhook`]).
+//!
 //! This module is the transport-agnostic part: the [`Role`] a process plays, the `cluster:`
 //! section ([`ClusterConfig`]) and the [`Transport`] trait. The `connector-cluster` crate
 //! implements it on NATS JetStream; [`Role::All`] (the default) is one process and needs
@@ -27,6 +31,7 @@ use crate::bot::Bot;
 use crate::dispatch::{BoxFuture, Dispatch};
 use crate::error::{BoxError, SendError};
 use crate::model::AnyEvent;
+use crate::web::{WebhookRequest, WebhookResponse};
 
 /// What one process of a bot does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -88,7 +93,7 @@ impl FromStr for Role {
 ///   name: opsbot           # the bot's name: its stream and subjects
 ///   partitions: 16         # ordered lanes conversations are spread over (at most this many skill processes share the work)
 ///   redelivery: 30         # seconds before the lanes of a skill process that stopped go to another
-///   send-timeout: 30       # seconds a send keeps trying to reach its connector process
+///   send-timeout: 30       # seconds a send keeps trying to reach its connector process (and a webhook call waits)
 ///   max-in-flight: 1024    # events one skill process has at once
 ///   link-window: 16384     # events a connector process keeps for replies to name (0: none)
 /// ```
@@ -111,7 +116,9 @@ pub struct ClusterConfig {
     /// its own process is given it again. Seconds in YAML.
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub redelivery: Duration,
-    /// How long a skill's send keeps trying to reach the connector process (seconds).
+    /// How long a skill's send keeps trying to reach the connector process (seconds); also
+    /// how long a connector process's webhook call waits for a skill process to take it, and
+    /// then for its answer ([`Transport::call_webhook`]).
     #[serde(deserialize_with = "crate::config::seconds::deserialize")]
     pub send_timeout: Duration,
     /// How long a connector process keeps trying to hand an event over (seconds); past it
@@ -161,6 +168,38 @@ pub trait Transport: Send + Sync + 'static {
     /// on each with [`Bot::handle`], then acknowledges it. Returns when its in-flight work is
     /// done after shutdown began, or with the error that stops the process.
     fn run(&self, role: Role, bot: Bot) -> BoxFuture<'_, Result<(), BoxError>>;
+
+    /// Skill role: whether this process runs the crontab skills now. Every skill process
+    /// keeps the schedules' times, and at each one only the process this says `true` in
+    /// runs the skill, so that a bot on several processes runs each scheduled time once.
+    /// (A connector process runs no crontab skill.)
+    fn runs_schedules(&self) -> bool;
+
+    /// Connector role: runs a webhook call (`POST /skill/<skill>/<webhook>`, already
+    /// checked for its token and body) in a skill process and brings back the HTTP answer
+    /// it made there, as [`Bot::call_webhook`] makes it.
+    fn call_webhook(
+        &self,
+        request: WebhookRequest,
+    ) -> BoxFuture<'_, Result<WebhookResponse, RemoteCallError>>;
+}
+
+/// Why a webhook call handed to the skill processes got no answer. The web server answers
+/// the caller 503 for the first, 504 for the second and 502 for the third; the call is not
+/// retried (its skill may have run in part), the caller may.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteCallError {
+    /// No skill process took the call within the time given (none is running).
+    #[error("no skill process took the call within {0:?}")]
+    NoSkillProcess(Duration),
+    /// A skill process took it and gave no answer within the time given (the skill still
+    /// runs, or the process stopped).
+    #[error("the skill process gave no answer within {0:?}")]
+    TimedOut(Duration),
+    /// The transport failed otherwise (the answer could not be read, the server went away).
+    #[error("the call could not be carried: {0}")]
+    Failed(#[source] BoxError),
 }
 
 /// A connector of a skill process: sends go through the transport.

@@ -206,6 +206,10 @@ impl BotCore for Hub {
     fn skills(&self) -> &SkillRunner {
         self.router.runner()
     }
+
+    fn cluster(&self) -> Option<(Role, &Arc<dyn Transport>)> {
+        self.cluster.as_ref().map(|c| (c.role, &c.transport))
+    }
 }
 
 /// The web server's settings: the `web:` section the connectors were configured with (the

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::bot::Bot;
+use crate::cluster::Role;
 use crate::connector::DynConnector;
 use crate::error::BotError;
 use crate::events::BotStarted;
@@ -128,10 +129,17 @@ impl Runner {
             while seen < count && first_rx.recv().await.is_some() {
                 seen += 1;
             }
-            // Once per bot: in a bot on several processes the connector processes start the
-            // schedules and parse `BotStarted` (a skill process may run it).
-            if seen == count && !started_bot.is_shutting_down() && role.runs_connectors() {
+            if seen < count || started_bot.is_shutting_down() {
+                return;
+            }
+            // Crontab skills are skills: in a bot on several processes the skill processes
+            // keep the schedules (one of them at a time runs them, see
+            // `Transport::runs_schedules`); each connector process parses `BotStarted`,
+            // which a skill process handles.
+            if role != Role::Connectors {
                 schedules.start(&launcher);
+            }
+            if role.runs_connectors() {
                 started_bot.parse(BotStarted::new()).await;
             }
         });

@@ -13,6 +13,7 @@ use super::clock::Clock;
 use super::schedule::{Schedule, parse_timezone};
 use super::tick::Tick;
 use crate::bot::Bot;
+use crate::cluster::{Role, Transport};
 use crate::context::{SkillContext, SkillFn, SkillInfo};
 use crate::error::BotError;
 use crate::hub::Hub;
@@ -50,6 +51,9 @@ pub(crate) struct Launcher {
     pub(crate) tracker: TaskTracker,
     /// `runtime.skill-timeout`.
     pub(crate) timeout: Option<Duration>,
+    /// In a skill process of a bot on several processes: the transport that says whether
+    /// this process runs the schedules now (one skill process at a time does).
+    pub(crate) gate: Option<Arc<dyn Transport>>,
 }
 
 impl Launcher {
@@ -60,6 +64,11 @@ impl Launcher {
             cancel: hub.cancel.clone(),
             tracker: hub.tracker.clone(),
             timeout: hub.runtime.skill_timeout,
+            gate: hub
+                .cluster
+                .as_ref()
+                .filter(|c| c.role == Role::Skills)
+                .map(|c| c.transport.clone()),
         }
     }
 }
@@ -160,6 +169,16 @@ async fn run_schedule(entry: Arc<Entry>, tz: Tz, launcher: Launcher, clock: Cloc
         }
         // Late (a stall, a clock set forward): the times missed meanwhile are not made up.
         after = next.max(clock.now());
+        if let Some(gate) = &launcher.gate
+            && !gate.runs_schedules()
+        {
+            tracing::debug!(
+                skill = %name,
+                scheduled = %next,
+                "crontab tick left to the skill process that runs the schedules"
+            );
+            continue;
+        }
         if entry.busy.swap(true, Ordering::AcqRel) {
             tracing::debug!(
                 skill = %name,

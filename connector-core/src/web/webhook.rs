@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use super::server::{WebServer, method_not_allowed, not_found};
 use super::{BodyError, Bytes, Method, Request, Response, StatusCode, read_body};
 use crate::bot::Bot;
+use crate::cluster::RemoteCallError;
 use crate::context::SkillContext;
 use crate::model::EventMeta;
 
@@ -40,8 +41,9 @@ use crate::model::EventMeta;
 /// # let _ = announce;
 /// ```
 ///
-/// On the wire ([`crate::wire`]) the request travels without its response slot: a response
-/// set in another process than the one serving the HTTP request is not sent.
+/// On the wire ([`crate::wire`]) the request travels without its response slot. In a bot on
+/// several processes the skill process that runs the skill sends the response it set back
+/// to the connector process serving the HTTP request ([`Bot::call_webhook`]).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct WebhookRequest {
     /// The skill's name (the first path segment after `/skill/`).
@@ -132,13 +134,17 @@ crate::model::impl_root_event!(WebhookRequest);
 ///     .header("x-request-id", "42");
 /// assert_eq!(accepted.status, 202);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// It crosses the wire (serde, the body in base64) when a skill process answers a webhook
+/// call for a connector process.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookResponse {
     /// The status code (an invalid one is sent as 500).
     pub status: u16,
     /// Headers to send (invalid names or values are left out, with a warning).
     pub headers: Vec<(String, String)>,
     /// The body.
+    #[serde(with = "crate::wire::base64_bytes")]
     pub body: Bytes,
 }
 
@@ -200,10 +206,6 @@ impl SkillContext {
     }
 }
 
-fn called(status: StatusCode, hook: &str) -> Response {
-    super::json(status, &json!({ "called_skill": hook }))
-}
-
 /// Serves `POST /skill/<skill>/<hook>`.
 pub(super) async fn call(
     server: &WebServer,
@@ -212,10 +214,9 @@ pub(super) async fn call(
     skill: &str,
     hook: &str,
 ) -> Response {
-    let runner = bot.skill_runner();
-    let Some(index) = runner.skills.webhook(skill, hook) else {
+    if bot.skill_runner().skills.webhook(skill, hook).is_none() {
         return not_found();
-    };
+    }
     if request.method() != Method::POST {
         return method_not_allowed("POST");
     }
@@ -269,19 +270,63 @@ pub(super) async fn call(
         response: ResponseSlot::default(),
         meta: EventMeta::default(),
     };
-    let slot = event.response.clone();
-    match runner.run_alone(bot, index, event.into()).await {
-        Ok(()) => match slot.take() {
-            Some(response) => response.into_response(),
-            None => called(StatusCode::OK, hook),
+    let answer = match bot.remote_webhooks() {
+        Some(transport) => match transport.call_webhook(event).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let status = match e {
+                    RemoteCallError::NoSkillProcess(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    RemoteCallError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                tracing::warn!(skill, webhook = hook, error = %e, "webhook: no answer from the skill processes");
+                return super::json(
+                    status,
+                    &json!({ "called_skill": hook, "error": e.to_string() }),
+                );
+            }
         },
-        Err(failure) => super::json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({
-                "called_skill": hook,
-                "error": format!("skill '{skill}' failed: {failure}"),
-            }),
-        ),
+        None => bot.call_webhook(event).await,
+    };
+    answer.into_response()
+}
+
+/// The server's own JSON answers, with aiohttp's content type as opsdroid sends them (as
+/// `super::json` makes them).
+fn own_json(status: u16, value: &serde_json::Value) -> WebhookResponse {
+    WebhookResponse::new(status, value.to_string())
+        .header("content-type", "application/json; charset=utf-8")
+}
+
+impl Bot {
+    /// Runs the webhook skill `request` names and returns the HTTP answer its caller gets:
+    /// the response the skill set ([`WebhookRequest::set_response`]), else 200
+    /// `{"called_skill": "<webhook>"}`; 500 with the error when the skill failed; 404 when no
+    /// skill of this bot has that webhook.
+    ///
+    /// The bot's web server calls it for `POST /skill/<skill>/<webhook>`; in a bot on
+    /// several processes a skill process calls it for the calls its connector processes'
+    /// web servers hand over ([`Transport::call_webhook`](crate::cluster::Transport::call_webhook)).
+    pub async fn call_webhook(&self, request: WebhookRequest) -> WebhookResponse {
+        let hook = request.webhook.clone();
+        let runner = self.skill_runner();
+        let Some(index) = runner.skills.webhook(&request.skill, &hook) else {
+            return WebhookResponse::text(404, "404: Not Found");
+        };
+        let skill = request.skill.clone();
+        let slot = request.response.clone();
+        match runner.run_alone(self, index, request.into()).await {
+            Ok(()) => slot
+                .take()
+                .unwrap_or_else(|| own_json(200, &json!({ "called_skill": hook }))),
+            Err(failure) => own_json(
+                500,
+                &json!({
+                    "called_skill": hook,
+                    "error": format!("skill '{skill}' failed: {failure}"),
+                }),
+            ),
+        }
     }
 }
 

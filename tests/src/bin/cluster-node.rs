@@ -1,7 +1,10 @@
 //! The example bot as one process of a cluster test: `cluster-node --config F --role R`
 //! (the `bot` binary's own command line, built here so the tests of this crate can run it),
 //! with one skill more: `slow <text>` echoes after `CLUSTER_NODE_SLOW_MS` milliseconds
-//! (0 when unset) and logs how many of its runs overlap in this process, and on what.
+//! (0 when unset) and logs how many of its runs overlap in this process, and on what. And,
+//! when the configuration lists them: `tick`, a crontab skill every second that logs the
+//! time it ran for, and `who`, webhook `who`, which answers with the process it ran in
+//! (and fails on the body `fail`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,6 +26,30 @@ fn main() -> std::process::ExitCode {
         ctx.respond(text).await
     })
     .regex("^slow ");
-    let builder = connector_examples::builder().skill(slow);
+    let tick = Skill::new("tick", |ctx: SkillContext| async move {
+        if let Some(tick) = ctx.event().downcast_ref::<connector_core::crontab::Tick>() {
+            tracing::info!("tick skill: ran for {}", tick.scheduled.to_rfc3339());
+        }
+        Ok::<(), BoxError>(())
+    })
+    .crontab("* * * * * *");
+    let who = Skill::new("who", |ctx: SkillContext| async move {
+        let hook = ctx.webhook().ok_or("not a webhook call")?;
+        if &hook.body[..] == b"fail" {
+            return Err("asked to fail".into());
+        }
+        let pid = std::process::id();
+        tracing::info!("who skill: called in process {pid}");
+        hook.set_response(connector_core::web::WebhookResponse::text(
+            201,
+            format!("ran in process {pid}"),
+        ));
+        Ok::<(), BoxError>(())
+    })
+    .webhook("who");
+    let builder = connector_examples::builder()
+        .skill(slow)
+        .skill_when_listed(tick)
+        .skill_when_listed(who);
     connector_examples::cli::main_with(builder, std::env::args().skip(1))
 }

@@ -1,0 +1,207 @@
+//! Crontab and webhook skills in a bot on several processes, over a real nats-server: they
+//! are skills, so skill processes run them. A crontab skill runs in one skill process at a
+//! time (each scheduled time once), and in another once that one is SIGKILLed; a webhook
+//! call served by the connector process's web server runs in a skill process, and its
+//! answer (status, body, a failure) reaches the caller.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use connector_tests::cluster::{Node, Scratch, listening};
+use connector_tests::nats::{NatsServer, free_port};
+use connector_tests::web::post;
+
+/// The example bot with the websocket connector (for a connector to run) and `skill` (a
+/// skill of `cluster-node`); leases last 2 s, a webhook call waits 2 s for a skill process.
+fn config(dir: &Path, nats: &NatsServer, web: u16, skill: &str) -> PathBuf {
+    let path = dir.join("configuration.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "welcome-message: false
+logging:
+  level: info
+web:
+  host: 127.0.0.1
+  port: {web}
+connectors:
+  websocket:
+    max-connections: 10
+skills:
+  {skill}: {{}}
+cluster:
+  nats: {url}
+  name: skillbot
+  redelivery: 2
+  send-timeout: 2
+",
+            url = nats.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The scheduled times a process's `tick` skill ran for, in its log's order.
+fn ticks(node: &Node) -> Vec<String> {
+    node.log()
+        .lines()
+        .filter_map(|line| Some(line.split("tick skill: ran for ").nth(1)?.trim().to_owned()))
+        .collect()
+}
+
+fn logs(nodes: &[&Node]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| format!("== process {i}\n{}", node.log()))
+        .collect()
+}
+
+/// Waits (at most `limit`) until `done` holds.
+async fn until(limit: Duration, what: &str, nodes: &[&Node], done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}\n{}",
+            logs(nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_dies() {
+    let scratch = Scratch::new("crontab");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web, "tick");
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let mut first = Node::start(&scratch.0, &config, "skills", 1);
+    let mut second = Node::start(&scratch.0, &config, "skills", 2);
+    listening(web, &connector).await;
+
+    let all = |a: &Node, b: &Node| ticks(a).len() + ticks(b).len();
+    until(
+        Duration::from_secs(30),
+        "three ticks",
+        &[&connector, &first, &second],
+        || all(&first, &second) >= 3,
+    )
+    .await;
+    assert!(
+        ticks(&connector).is_empty(),
+        "a connector process runs no skill:\n{}",
+        connector.log()
+    );
+    // One process runs them: the holder of the schedules' lease.
+    let (holder, other) = if ticks(&first).is_empty() {
+        (&mut second, &mut first)
+    } else {
+        (&mut first, &mut second)
+    };
+    assert!(
+        ticks(other).is_empty(),
+        "both skill processes ran the schedule:\n{}",
+        logs(&[holder, other])
+    );
+    assert!(
+        holder
+            .log()
+            .contains("this skill process runs the crontab skills now"),
+        "{}",
+        holder.log()
+    );
+
+    // Its lease runs out 2 s after it stops renewing it: the other process takes the
+    // schedules over.
+    holder.kill();
+    let before = ticks(holder);
+    until(
+        Duration::from_secs(20),
+        "the other skill process runs the schedule",
+        &[holder, other],
+        || ticks(other).len() >= 2,
+    )
+    .await;
+    let mut every = before.clone();
+    every.extend(ticks(other));
+    let mut unique = every.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        every.len(),
+        "a scheduled time ran twice: {every:?}"
+    );
+    assert!(
+        ticks(other).iter().all(|t| before.iter().all(|b| t > b)),
+        "the new holder ran a time the dead one had run: {before:?} then {:?}",
+        ticks(other)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_call_to_a_connector_process_runs_in_a_skill_process() {
+    let scratch = Scratch::new("webhook");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config(&scratch.0, &nats, web, "who");
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let addr = listening(web, &connector).await;
+
+    // No skill process: after `send-timeout` the caller is told so.
+    let reply = post(addr, "/skill/who/who", "", "hello").await;
+    assert_eq!(
+        reply.status_line,
+        "HTTP/1.1 503 Service Unavailable",
+        "{reply:?}\n{}",
+        connector.log()
+    );
+    assert!(
+        reply
+            .body
+            .contains("no skill process took the call within 2s"),
+        "{reply:?}"
+    );
+    // Unknown webhooks are answered by the connector process at once.
+    let reply = post(addr, "/skill/who/nope", "", "").await;
+    assert_eq!(reply.status_line, "HTTP/1.1 404 Not Found", "{reply:?}");
+
+    let skills = Node::start(&scratch.0, &config, "skills", 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let reply = loop {
+        let reply = post(addr, "/skill/who/who", "", "hello").await;
+        if !reply.status_line.contains("503") {
+            break reply;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no skill process took the call:\n{}",
+            logs(&[&connector, &skills])
+        );
+    };
+    assert_eq!(reply.status_line, "HTTP/1.1 201 Created", "{reply:?}");
+    assert_eq!(reply.body, format!("ran in process {}", skills.pid()));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(
+        !connector.log().contains("who skill: called"),
+        "{}",
+        connector.log()
+    );
+
+    // A failing skill's 500 crosses too.
+    let reply = post(addr, "/skill/who/who", "", "fail").await;
+    assert_eq!(
+        reply.status_line, "HTTP/1.1 500 Internal Server Error",
+        "{reply:?}"
+    );
+    assert!(
+        reply.body.contains("skill 'who' failed: asked to fail"),
+        "{reply:?}"
+    );
+}
