@@ -83,8 +83,16 @@ impl Runner {
         // A SQLite file that cannot be opened stops the bot before any connector starts.
         hub.memory.ready().await?;
         let count = hub.connectors.len();
-        // The web server first: a port that cannot be bound stops the bot before it starts.
         let role = hub.role();
+        if role != Role::All {
+            let (memory, shared) = hub.memory.reach();
+            if !shared {
+                tracing::warn!(
+                    "this process's memory ({memory}) is not seen by the bot's processes on other hosts: in a bot on several processes, skills share state through `databases: {{redis: …}}`"
+                );
+            }
+        }
+        // The web server first: a port that cannot be bound stops the bot before it starts.
         // A skill process serves no connector's routes (its connectors do not run) and so no
         // web server: webhooks are served by the connector processes.
         if role.runs_connectors() {

@@ -122,3 +122,17 @@ pub async fn listening(web: u16, connector: &Node) -> SocketAddr {
     }
     addr
 }
+
+/// One message on a fresh websocket client, and the text of the first frame that comes
+/// back (within 30 s: a redelivery and a server restart fit in it).
+pub async fn ask(addr: SocketAddr, text: &str) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let mut socket = crate::ws::client(addr).await.unwrap();
+    socket.send(Frame::text(text.to_owned())).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => t.as_str().to_owned(),
+        other => panic!("no answer to {text:?}: {other:?}"),
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, listening};
+use connector_tests::cluster::{Node, Scratch, ask, listening};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::ws;
 use futures_util::{SinkExt, StreamExt};
@@ -218,16 +218,6 @@ async fn holders(nats: &NatsServer) -> usize {
     holders.len()
 }
 
-/// One echo on a fresh client.
-async fn echo_once(addr: SocketAddr, text: &str) -> String {
-    let mut socket = ws::client(addr).await.unwrap();
-    socket.send(Frame::text(text.to_owned())).await.unwrap();
-    match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
-        Ok(Some(Ok(Frame::Text(t)))) => t.as_str().to_owned(),
-        other => panic!("no echo of {text:?}: {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
     let scratch = Scratch::new("connector-restart");
@@ -267,10 +257,7 @@ async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
     let connector = Node::start(&scratch.0, &config, "connectors", 1);
     let addr = listening(web, &connector).await;
     let skills = Node::start(&scratch.0, &config, "skills", 1);
-    assert_eq!(
-        echo_once(addr, "after the restart").await,
-        "after the restart"
-    );
+    assert_eq!(ask(addr, "after the restart").await, "after the restart");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while waiting(&nats).await > 0 {
         assert!(
@@ -292,7 +279,7 @@ async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
     let connector = Node::start(&scratch.0, &config, "connectors", 0);
     let skills = Node::start(&scratch.0, &config, "skills", 1);
     let addr = listening(web, &connector).await;
-    assert_eq!(echo_once(addr, "before").await, "before");
+    assert_eq!(ask(addr, "before").await, "before");
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     for (lane, payload) in [
@@ -316,7 +303,7 @@ async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        echo_once(addr, "after").await,
+        ask(addr, "after").await,
         "after",
         "the skill process still serves"
     );

@@ -2,18 +2,28 @@
 //! are skills, so skill processes run them. A crontab skill runs in one skill process at a
 //! time (each scheduled time once), and in another once that one is SIGKILLed; a webhook
 //! call served by the connector process's web server runs in a skill process, and its
-//! answer (status, body, a failure) reaches the caller.
+//! answer (status, body, a failure) reaches the caller. And memory: skill processes share it
+//! through Redis (a real `redis-server`), and a process without a shared backend says so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, listening};
+use connector_tests::cluster::{Node, Scratch, ask, listening};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::web::post;
+
+// The memory tests' server (connector-examples' test support), started per test.
+#[path = "../../examples/tests/support/redis.rs"]
+mod redis_server;
 
 /// The example bot with the websocket connector (for a connector to run) and `skill` (a
 /// skill of `cluster-node`); leases last 2 s, a webhook call waits 2 s for a skill process.
 fn config(dir: &Path, nats: &NatsServer, web: u16, skill: &str) -> PathBuf {
+    config_with(dir, nats, web, skill, "")
+}
+
+/// The same with more top-level sections.
+fn config_with(dir: &Path, nats: &NatsServer, web: u16, skill: &str, more: &str) -> PathBuf {
     let path = dir.join("configuration.yaml");
     std::fs::write(
         &path,
@@ -34,7 +44,7 @@ cluster:
   name: skillbot
   redelivery: 2
   send-timeout: 2
-",
+{more}",
             url = nats.url()
         ),
     )
@@ -113,6 +123,14 @@ async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_d
         "{}",
         holder.log()
     );
+    // Without `databases: {redis: …}` each process says its memory is its own.
+    for node in [&connector, &*holder, &*other] {
+        assert!(
+            node.log().contains("this process's memory (this process) is not seen by the bot's processes on other hosts"),
+            "{}",
+            node.log()
+        );
+    }
 
     // Its lease runs out 2 s after it stops renewing it: the other process takes the
     // schedules over.
@@ -204,4 +222,41 @@ async fn a_webhook_call_to_a_connector_process_runs_in_a_skill_process() {
         reply.body.contains("skill 'who' failed: asked to fail"),
         "{reply:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skill_processes_share_memory_through_redis() {
+    let scratch = Scratch::new("memory");
+    let nats = NatsServer::start(&scratch.0);
+    let redis = redis_server::RedisServer::start(&scratch.0, None);
+    let web = free_port();
+    let databases = format!(
+        "databases:\n  redis:\n    host: 127.0.0.1\n    port: {}\n",
+        redis.port
+    );
+    let config = config_with(&scratch.0, &nats, web, "remember", &databases);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let mut first = Node::start(&scratch.0, &config, "skills", 1);
+    let addr = listening(web, &connector).await;
+
+    assert_eq!(
+        ask(addr, "remember colour is blue").await,
+        "OK, I'll remember colour."
+    );
+    // The process that remembered is gone; another one, started after, answers.
+    first.kill();
+    let second = Node::start(&scratch.0, &config, "skills", 2);
+    assert_eq!(
+        ask(addr, "what is colour?").await,
+        "colour is blue.",
+        "{}",
+        logs(&[&connector, &first, &second])
+    );
+    for node in [&connector, &first, &second] {
+        assert!(
+            !node.log().contains("is not seen by the bot's processes"),
+            "{}",
+            node.log()
+        );
+    }
 }

@@ -134,6 +134,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn ready(&self) -> BoxFuture<'_, Result<(), MemoryError>>;
     /// `sqlite at <file>`, `redis at host:port`.
     fn describe(&self) -> String;
+    /// Whether processes on other hosts see this backend's writes (a server, not a file or
+    /// this process's own map).
+    fn across_hosts(&self) -> bool {
+        false
+    }
 }
 
 /// The bot's memory: a cheap-to-clone handle on the configured backends, optionally scoped
@@ -213,6 +218,15 @@ impl Memory {
             backends: backends.into(),
             room: None,
         }
+    }
+
+    /// The backends, named (`this process`, `sqlite at <file>`, `redis at host:port`), and
+    /// whether one of them is seen by processes on other hosts: what a process of a bot on
+    /// several processes warns about.
+    pub(crate) fn reach(&self) -> (String, bool) {
+        let names: Vec<String> = self.backends.iter().map(|b| b.describe()).collect();
+        let shared = self.backends.iter().any(|b| b.across_hosts());
+        (names.join(", "), shared)
     }
 
     /// Waits for every backend to be usable (see [`Memory::open`]).

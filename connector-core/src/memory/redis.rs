@@ -208,4 +208,8 @@ impl Backend for Redis {
     fn describe(&self) -> String {
         self.label.clone()
     }
+
+    fn across_hosts(&self) -> bool {
+        true
+    }
 }
