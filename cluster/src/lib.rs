@@ -27,7 +27,7 @@ use tokio::sync::OnceCell;
 #[non_exhaustive]
 pub enum ClusterError {
     /// A key the transport needs is missing.
-    #[error("`cluster.{key}` is needed to run with --role {role}: {help}")]
+    #[error("`cluster.{key}` is needed to run a {role} process: {help}")]
     Missing {
         /// The key under `cluster:`.
         key: &'static str,
@@ -277,13 +277,13 @@ mod tests {
         let err = Nats::new(&config, Role::Skills).err().unwrap();
         assert_eq!(
             err.to_string(),
-            "`cluster.nats` is needed to run with --role skills: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`"
+            "`cluster.nats` is needed to run a skills process: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`"
         );
         config.nats = Some("nats://127.0.0.1:4222".into());
         let err = Nats::new(&config, Role::Connectors).err().unwrap();
         assert!(
             err.to_string()
-                .starts_with("`cluster.name` is needed to run with --role connectors")
+                .starts_with("`cluster.name` is needed to run a connectors process")
         );
         config.name = Some("ops bot".into());
         assert!(matches!(

@@ -223,7 +223,7 @@ fn a_role_that_is_none_or_cannot_run_is_a_usage_or_configuration_error() {
     let mut cmd = bot(dir.path());
     cmd.args(["--role", "skills"]);
     let expected = if cfg!(feature = "cluster") {
-        "error: `cluster.nats` is needed to run with --role skills: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`\n"
+        "error: `cluster.nats` is needed to run a skills process: the NATS server's address, e.g. `nats: nats://127.0.0.1:4222`\n"
     } else {
         "error: --role skills needs the bot built with the `cluster` feature: cargo run --bin bot --features cluster -- --role skills --config FILE\n"
     };
