@@ -102,32 +102,49 @@ pub(crate) async fn serve(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<C
             let Some(call) = call else { break };
             let Some(reply) = call.reply else { continue };
             // A permit like an event's; held by the call's task (given back when it ends).
-            tokio::select! {
-                permit = inner.in_flight.acquire() => match permit {
-                    Ok(permit) => permit.forget(),
-                    Err(_) => break,
-                },
-                _ = bot.shutting_down() => break,
-            }
+            let permit = tokio::select! {
+                permit = inner.in_flight.acquire() => permit.ok(),
+                _ = bot.shutting_down() => None,
+            };
+            let Some(permit) = permit else {
+                // Taken but not started: the caller is told at once rather than at its
+                // connector process's `send-timeout`.
+                let busy = WebhookResponse::json(
+                    503,
+                    &serde_json::json!({ "error": "the skill process is shutting down; call again" }),
+                );
+                send_answer(&client, reply, &busy).await;
+                break;
+            };
+            permit.forget();
             let permit = Permit(inner.clone());
             let (client, bot) = (client.clone(), bot.clone());
             running.spawn(async move {
                 let answer = answer(&permit.0, &bot, &call.payload).await;
                 drop(permit);
-                match serde_json::to_vec(&answer) {
-                    Ok(bytes) => {
-                        if let Err(e) = client.publish(reply, bytes.into()).await {
-                            tracing::warn!(error = %e, "webhook call: the answer could not be sent");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "webhook call: the answer could not be written"),
-                }
+                send_answer(&client, reply, &answer).await;
             });
         }
         // No more calls are taken (the queue group gives the next ones to the others).
         drop(calls);
         while running.join_next().await.is_some() {}
     })))
+}
+
+/// Sends a call's answer to the connector process waiting for it.
+async fn send_answer(
+    client: &async_nats::Client,
+    reply: async_nats::Subject,
+    answer: &WebhookResponse,
+) {
+    match serde_json::to_vec(answer) {
+        Ok(bytes) => {
+            if let Err(e) = client.publish(reply, bytes.into()).await {
+                tracing::warn!(error = %e, "webhook call: the answer could not be sent");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "webhook call: the answer could not be written"),
+    }
 }
 
 /// One `max-in-flight` permit, held by a call's task.
