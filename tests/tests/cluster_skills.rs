@@ -2,7 +2,7 @@
 //! are skills, so skill processes run them. A crontab skill runs in one skill process at a
 //! time (each scheduled time once), and in another once that one is SIGKILLed; a webhook
 //! call served by the connector process's web server runs in a skill process, and its
-//! answer (status, body, a failure) reaches the caller. And memory: skill processes share it
+//! answer (status, body, a failure, a timeout) reaches the caller. And memory: skill processes share it
 //! through Redis (a real `redis-server`), and a process without a shared backend says so.
 
 use std::path::{Path, PathBuf};
@@ -220,6 +220,18 @@ async fn a_webhook_call_to_a_connector_process_runs_in_a_skill_process() {
     );
     assert!(
         reply.body.contains("skill 'who' failed: asked to fail"),
+        "{reply:?}"
+    );
+    // A skill slower than `send-timeout` (2 s): the caller is told so.
+    let reply = post(addr, "/skill/who/who", "", "slow").await;
+    assert_eq!(
+        reply.status_line, "HTTP/1.1 504 Gateway Timeout",
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .body
+            .contains("the skill process gave no answer within 2s"),
         "{reply:?}"
     );
 }

@@ -4,7 +4,7 @@
 //! (0 when unset) and logs how many of its runs overlap in this process, and on what. And,
 //! when the configuration lists them: `tick`, a crontab skill every second that logs the
 //! time it ran for, and `who`, webhook `who`, which answers with the process it ran in
-//! (and fails on the body `fail`).
+//! (fails on the body `fail`, answers after 3 s to `slow`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,8 +35,10 @@ fn main() -> std::process::ExitCode {
     .crontab("* * * * * *");
     let who = Skill::new("who", |ctx: SkillContext| async move {
         let hook = ctx.webhook().ok_or("not a webhook call")?;
-        if &hook.body[..] == b"fail" {
-            return Err("asked to fail".into());
+        match &hook.body[..] {
+            b"fail" => return Err("asked to fail".into()),
+            b"slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+            _ => {}
         }
         let pid = std::process::id();
         tracing::info!("who skill: called in process {pid}");
