@@ -105,17 +105,16 @@ async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_d
         "a connector process runs no skill:\n{}",
         connector.log()
     );
-    // One process runs them: the holder of the schedules' lease.
-    let (holder, other) = if ticks(&first).is_empty() {
-        (&mut second, &mut first)
-    } else {
+    // Each time runs once, in the holder of the schedules' lease. (Normally one process
+    // runs them all; a holder too slow to renew its lease on a busy machine loses it to the
+    // other, which is allowed: no time runs in both.)
+    once(&[ticks(&first), ticks(&second)]);
+    let last = |node: &Node| ticks(node).into_iter().max();
+    let (holder, other) = if last(&first) > last(&second) {
         (&mut first, &mut second)
+    } else {
+        (&mut second, &mut first)
     };
-    assert!(
-        ticks(other).is_empty(),
-        "both skill processes ran the schedule:\n{}",
-        logs(&[holder, other])
-    );
     assert!(
         holder
             .log()
@@ -136,27 +135,32 @@ async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_d
     // schedules over.
     holder.kill();
     let before = ticks(holder);
+    let others_before = ticks(other).len();
     until(
         Duration::from_secs(20),
         "the other skill process runs the schedule",
         &[holder, other],
-        || ticks(other).len() >= 2,
+        || ticks(other).len() >= others_before + 2,
     )
     .await;
-    let mut every = before.clone();
-    every.extend(ticks(other));
+    once(&[before.clone(), ticks(other)]);
+    let taken_over = &ticks(other)[others_before..];
+    assert!(
+        taken_over.iter().all(|t| before.iter().all(|b| t > b)),
+        "the new holder ran a time the dead one had run: {before:?} then {taken_over:?}"
+    );
+}
+
+/// No scheduled time appears twice across the processes' runs.
+fn once(runs: &[Vec<String>]) {
+    let every: Vec<&String> = runs.iter().flatten().collect();
     let mut unique = every.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(
         unique.len(),
         every.len(),
-        "a scheduled time ran twice: {every:?}"
-    );
-    assert!(
-        ticks(other).iter().all(|t| before.iter().all(|b| t > b)),
-        "the new holder ran a time the dead one had run: {before:?} then {:?}",
-        ticks(other)
+        "a scheduled time ran twice: {runs:?}"
     );
 }
 
