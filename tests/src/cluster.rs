@@ -44,6 +44,46 @@ fn binary() -> PathBuf {
     node
 }
 
+/// Writes `<dir>/configuration.yaml` for every process of a test's bot `name`: the
+/// websocket connector on the web port `web`, the skills `skills` (each with an empty
+/// section), a `cluster:` section on `nats` with `redelivery: 2` and the `cluster` keys
+/// given (`key: value` lines), then `more` (top-level YAML).
+pub fn configuration(
+    dir: &Path,
+    name: &str,
+    web: u16,
+    nats: &str,
+    skills: &[&str],
+    cluster: &[&str],
+    more: &str,
+) -> PathBuf {
+    let skills: String = skills.iter().map(|s| format!("  {s}: {{}}\n")).collect();
+    let cluster: String = cluster.iter().map(|c| format!("  {c}\n")).collect();
+    let path = dir.join("configuration.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "welcome-message: false
+logging:
+  level: info
+web:
+  host: 127.0.0.1
+  port: {web}
+connectors:
+  websocket:
+    max-connections: 100
+skills:
+{skills}cluster:
+  nats: {nats}
+  name: {name}
+  redelivery: 2
+{cluster}{more}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// A process of the bot; killed when dropped.
 pub struct Node {
     child: Option<Child>,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, ask, listening};
+use connector_tests::cluster::{Node, Scratch, ask, configuration, listening};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::ws;
 use futures_util::{SinkExt, StreamExt};
@@ -34,34 +34,18 @@ fn config_with(
     max_in_flight: u16,
     partitions: u16,
 ) -> PathBuf {
-    let path = dir.join("configuration.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "welcome-message: false
-logging:
-  level: info
-web:
-  host: 127.0.0.1
-  port: {web}
-connectors:
-  websocket:
-    max-connections: 100
-skills:
-  echo: {{}}
-  slow: {{}}
-cluster:
-  nats: {url}
-  name: echobot
-  partitions: {partitions}
-  redelivery: 2
-  max-in-flight: {max_in_flight}
-",
-            url = nats.url()
-        ),
+    configuration(
+        dir,
+        "echobot",
+        web,
+        &nats.url(),
+        &["echo", "slow"],
+        &[
+            &format!("partitions: {partitions}"),
+            &format!("max-in-flight: {max_in_flight}"),
+        ],
+        "",
     )
-    .unwrap();
-    path
 }
 
 /// One client: its messages one after another, each reply checked as it comes.

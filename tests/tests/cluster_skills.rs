@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, ask, listening};
+use connector_tests::cluster::{Node, Scratch, ask, configuration, listening};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::web::post;
 
@@ -24,32 +24,15 @@ fn config(dir: &Path, nats: &NatsServer, web: u16, skill: &str) -> PathBuf {
 
 /// The same with more top-level sections.
 fn config_with(dir: &Path, nats: &NatsServer, web: u16, skill: &str, more: &str) -> PathBuf {
-    let path = dir.join("configuration.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "welcome-message: false
-logging:
-  level: info
-web:
-  host: 127.0.0.1
-  port: {web}
-connectors:
-  websocket:
-    max-connections: 10
-skills:
-  {skill}: {{}}
-cluster:
-  nats: {url}
-  name: skillbot
-  redelivery: 2
-  send-timeout: 2
-{more}",
-            url = nats.url()
-        ),
+    configuration(
+        dir,
+        "skillbot",
+        web,
+        &nats.url(),
+        &[skill],
+        &["send-timeout: 2"],
+        more,
     )
-    .unwrap();
-    path
 }
 
 /// The scheduled times a process's `tick` skill ran for, in its log's order.
