@@ -209,6 +209,26 @@ async fn a_webhook_call_to_a_connector_process_runs_in_a_skill_process() {
         reply.body.contains("skill 'who' failed: asked to fail"),
         "{reply:?}"
     );
+    // A call that does not read (not an envelope; not a webhook call) is answered 500,
+    // and the skill process goes on serving.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let message = connector_core::AnyEvent::new(connector_core::events::Message::new("hi"));
+    let message = connector_core::wire::encode(&message).unwrap();
+    for bad in [&b"not json"[..], &message[..]] {
+        let answer = client
+            .request("skillbot.webhook", bad.to_vec().into())
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+        assert_eq!(answer["status"], 500, "{answer}");
+    }
+    assert!(
+        skills
+            .log()
+            .contains("webhook call: the call could not be read"),
+        "{}",
+        skills.log()
+    );
     // A skill slower than `send-timeout` (2 s): the caller is told so.
     let reply = post(addr, "/skill/who/who", "", "slow").await;
     assert_eq!(
