@@ -23,6 +23,7 @@ use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use connector_core::{Bot, BoxError};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 use crate::lanes::backoff;
@@ -176,16 +177,50 @@ where
             .delete_expect_revision(SCHEDULES, Some(lease.revision))
             .await;
     }
-    for h in held.values() {
-        let _ = h.stop.send(true);
-    }
-    for (lane, h) in held {
-        let _ = h.task.await;
-        let _ = kv
-            .delete_expect_revision(lane_key(lane), Some(h.revision))
-            .await;
-    }
+    drain(inner, &kv, held, ticks).await;
     let _ = kv.delete(format!("member.{}", inner.process)).await;
+}
+
+/// At shutdown: stops every lane (each finishes the events it is on, within the bot's
+/// `runtime.shutdown-timeout`) and gives each lease back as its lane's task ends. Until then
+/// the leases are still renewed: a lease that ran out while its events still ran would let
+/// another process take the lane and run those events again.
+async fn drain(
+    inner: &Inner,
+    kv: &kv::Store,
+    held: BTreeMap<u16, Held>,
+    mut ticks: tokio::time::Interval,
+) {
+    let mut revisions: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut ending = FuturesUnordered::new();
+    for (lane, h) in held {
+        let _ = h.stop.send(true);
+        revisions.insert(lane, h.revision);
+        ending.push(async move {
+            let _ = h.task.await;
+            lane
+        });
+    }
+    let me = Bytes::from(inner.process.clone());
+    ticks.reset();
+    loop {
+        tokio::select! {
+            ended = ending.next() => {
+                let Some(lane) = ended else { break };
+                if let Some(revision) = revisions.remove(&lane) {
+                    let _ = kv.delete_expect_revision(lane_key(lane), Some(revision)).await;
+                }
+            }
+            _ = ticks.tick() => {
+                for (&lane, revision) in revisions.iter_mut() {
+                    match kv.update(lane_key(lane), me.clone(), *revision).await {
+                        Ok(renewed) => *revision = renewed,
+                        Err(e) => tracing::debug!(lane, error = %e, "renewing a lane's lease while its events finish"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Renews the schedules' lease, or takes it when it is free: one skill process at a time

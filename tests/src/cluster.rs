@@ -131,9 +131,26 @@ impl Node {
     /// SIGKILL: no shutdown, no acknowledgement of what it was on.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
+            // Ok, or it has exited already.
+            let _ = child.kill();
             child.wait().unwrap();
         }
+    }
+
+    /// SIGTERM: the process shuts down gracefully (it finishes what it is on).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.pid());
+    }
+
+    /// Whether it has exited (after [`Node::terminate`]).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| child.try_wait().ok().flatten().is_some())
     }
 
     /// What it has logged so far.
@@ -148,11 +165,15 @@ impl Drop for Node {
     }
 }
 
-/// Waits until the connector process at `web` listens.
+/// Waits until the connector process at `web` serves the websocket connector's routes (the
+/// web server's port opens before the connector adds them: a client that comes in between
+/// gets 404).
 pub async fn listening(web: u16, connector: &Node) -> SocketAddr {
     let addr: SocketAddr = ([127, 0, 0, 1], web).into();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
+    while !connector.log().contains("websocket connector listening")
+        || tokio::net::TcpStream::connect(addr).await.is_err()
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the connector process did not listen:\n{}",

@@ -317,7 +317,7 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
         &config,
         "skills",
         1,
-        &[("CLUSTER_NODE_SLOW_MS", "300")],
+        &[("CLUSTER_NODE_SLOW_MS", "1000")],
     );
     let fast = Node::start(&scratch.0, &config, "skills", 2);
     let addr = listening(web, &connector).await;
@@ -379,13 +379,60 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     );
     assert!(
         events(&slow_runs).len() <= 24,
-        "the slow process got more than its share (half): {} of 48",
-        events(&slow_runs).len()
+        "the slow process got more than its share (half): {} of 48\n== slow\n{}\n== fast\n{}\n== connectors\n{}",
+        events(&slow_runs).len(),
+        slow.log(),
+        fast.log(),
+        connector.log()
     );
 }
 
 /// One lane for every conversation, and a skill that takes 4 s on one of them: the other
 /// conversations' events in that lane are handled meanwhile, not after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_process_shutting_down_keeps_its_lanes_until_its_skills_finish() {
+    let scratch = Scratch::new("drain");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    // One lane, leases of 2 s; the skill runs 5 s, within the shutdown's 10 s.
+    let config = config_with(&scratch.0, &nats, web, 64, 1);
+    let slow = [("CLUSTER_NODE_SLOW_MS", "5000")];
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let mut first = Node::start_with(&scratch.0, &config, "skills", 1, &slow);
+    let addr = listening(web, &connector).await;
+    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
+    while holders(&nats).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = Node::start_with(&scratch.0, &config, "skills", 2, &slow);
+    let mut socket = ws::client(addr).await.unwrap();
+    socket.send(Frame::text("slow drain")).await.unwrap();
+    while !first.log().contains("running on [slow drain]") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Shut down mid-run: the skill finishes and answers; its lane's lease outlives the 2 s
+    // meanwhile, so the other process does not take the lane and run the event again.
+    first.terminate();
+    match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), "slow drain"),
+        reply => panic!("no reply: {reply:?}\n{}", first.log()),
+    }
+    while !first.exited() {
+        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The lane was given back: the other process reads it now, from after the event.
+    assert_eq!(ask(addr, "after").await, "after");
+    assert!(
+        !second.log().contains("running on [slow drain]"),
+        "the event ran again in the other process:\n{}\n== first\n{}",
+        second.log(),
+        first.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_conversation_holds_no_other_conversation_of_its_lane() {
     let scratch = Scratch::new("head-of-line");
