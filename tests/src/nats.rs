@@ -108,3 +108,39 @@ impl Drop for NatsServer {
         }
     }
 }
+
+impl NatsServer {
+    /// How many events wait in bot `bot`'s stream (acknowledged ones are removed); 0 before
+    /// the first process has made it.
+    pub async fn stored_events(&self, bot: &str) -> u64 {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        match js.get_stream(format!("{bot}-events")).await {
+            Ok(mut stream) => stream.info().await.unwrap().state.messages,
+            Err(_) => 0,
+        }
+    }
+
+    /// How many skill processes of bot `bot` hold lanes (the holders in its lease bucket).
+    pub async fn lane_holders(&self, bot: &str) -> usize {
+        use futures_util::StreamExt;
+
+        let client = async_nats::connect(self.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let Ok(bucket) = js.get_key_value(format!("{bot}-lanes")).await else {
+            return 0;
+        };
+        let Ok(mut keys) = bucket.keys().await else {
+            return 0;
+        };
+        let mut holders = std::collections::HashSet::new();
+        while let Some(Ok(key)) = keys.next().await {
+            if key.starts_with("lane.")
+                && let Ok(Some(holder)) = bucket.get(&key).await
+            {
+                holders.insert(holder);
+            }
+        }
+        holders.len()
+    }
+}

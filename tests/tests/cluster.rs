@@ -18,6 +18,8 @@ use connector_tests::ws;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
+/// The bot's name (its stream is `echobot-events`, its leases `echobot-lanes`).
+const BOT: &str = "echobot";
 const CLIENTS: usize = 20;
 const MESSAGES: usize = 200;
 /// One reply's limit: a redelivery (2 s here) and a server restart fit in it.
@@ -36,7 +38,7 @@ fn config_with(
 ) -> PathBuf {
     configuration(
         dir,
-        "echobot",
+        BOT,
         web,
         &nats.url(),
         &["echo", "slow"],
@@ -170,38 +172,6 @@ async fn nats_server_restarted_mid_run_loses_and_repeats_nothing() {
     .await;
 }
 
-/// How many events wait in the bot's stream (acknowledged ones are removed); 0 before the
-/// first process has made it.
-async fn waiting(nats: &NatsServer) -> u64 {
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    match js.get_stream("echobot-events").await {
-        Ok(mut stream) => stream.info().await.unwrap().state.messages,
-        Err(_) => 0,
-    }
-}
-
-/// How many skill processes hold lanes (the holders in the bot's lease bucket).
-async fn holders(nats: &NatsServer) -> usize {
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let Ok(bucket) = js.get_key_value("echobot-lanes").await else {
-        return 0;
-    };
-    let Ok(mut keys) = bucket.keys().await else {
-        return 0;
-    };
-    let mut holders = std::collections::HashSet::new();
-    while let Some(Ok(key)) = keys.next().await {
-        if key.starts_with("lane.")
-            && let Ok(Some(holder)) = bucket.get(&key).await
-        {
-            holders.insert(holder);
-        }
-    }
-    holders.len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
     let scratch = Scratch::new("connector-restart");
@@ -219,7 +189,7 @@ async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
             .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while waiting(&nats).await < 30 {
+    while nats.stored_events(BOT).await < 30 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the events were not stored:\n{}",
@@ -243,7 +213,7 @@ async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
     let skills = Node::start(&scratch.0, &config, "skills", 1);
     assert_eq!(ask(addr, "after the restart").await, "after the restart");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while waiting(&nats).await > 0 {
+    while nats.stored_events(BOT).await > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "events left unhandled:\n{}\n{}",
@@ -278,7 +248,7 @@ async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
             .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while waiting(&nats).await > 0 {
+    while nats.stored_events(BOT).await > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "bad events block their lanes:\n{}",
@@ -323,7 +293,7 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     let addr = listening(web, &connector).await;
     // Both hold lanes before the load starts (the first to come takes them all at first).
     let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
-    while holders(&nats).await < 2 {
+    while nats.lane_holders(BOT).await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the lanes did not spread over both skill processes"
@@ -401,7 +371,7 @@ async fn a_skill_process_shutting_down_keeps_its_lanes_until_its_skills_finish()
     let mut first = Node::start_with(&scratch.0, &config, "skills", 1, &slow);
     let addr = listening(web, &connector).await;
     let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
-    while holders(&nats).await == 0 {
+    while nats.lane_holders(BOT).await == 0 {
         assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -539,7 +509,7 @@ async fn a_connector_process_finds_the_event_a_send_names_by_its_batch_number_an
     socket.send(Frame::text("hello")).await.unwrap();
     // The stream holds `BotStarted` (no conversation, a lane of its own) and `hello`.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while waiting(&nats).await < 2 {
+    while nats.stored_events(BOT).await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{}",
