@@ -5,6 +5,7 @@
 //! order, and nothing more. And the bounds: a slow process runs no more than its
 //! `max-in-flight`, a slow conversation holds no other of its lane. And answers that name
 //! their event: found by the connector process, or sent again whole when it keeps it no more.
+//! And a skill process stopped gracefully mid-skill: its lane is not run again elsewhere.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
