@@ -43,7 +43,7 @@ impl<T, R> Default for Queue<T, R> {
 impl<T, R> Queue<T, R> {
     /// Queues `item`; true when no flusher runs, so the caller must start one.
     pub(crate) fn push(&self, item: T, done: oneshot::Sender<R>) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = connector_core::sync::lock(&self.state);
         state.items.push((item, done));
         !std::mem::replace(&mut state.flushing, true)
     }
@@ -51,7 +51,7 @@ impl<T, R> Queue<T, R> {
     /// The next batch, at most `max` items; `None` when nothing is queued, and then the
     /// flusher must end (the next `push` starts another).
     pub(crate) fn take(&self, max: usize) -> Option<Vec<(T, oneshot::Sender<R>)>> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = connector_core::sync::lock(&self.state);
         if state.items.is_empty() {
             state.flushing = false;
             return None;

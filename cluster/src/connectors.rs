@@ -210,7 +210,7 @@ const DEDUPE_WINDOW: usize = 65_536;
 impl Dedupe {
     /// Whether `id` is new (and now recorded).
     pub(crate) fn first(&self, id: &str) -> bool {
-        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = connector_core::sync::lock(&self.seen);
         let (set, order) = &mut *guard;
         if !set.insert(id.to_owned()) {
             return false;
@@ -226,7 +226,7 @@ impl Dedupe {
 
     /// Forgets a send that failed, so that its retry is tried.
     pub(crate) fn forget(&self, id: &str) {
-        let mut guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = connector_core::sync::lock(&self.seen);
         guard.0.remove(id);
     }
 }

@@ -56,7 +56,7 @@ impl Window {
     /// Numbers a batch about to be published (`bytes` long) and keeps its events; the
     /// oldest batches leave to make room.
     pub(crate) fn keep(&self, events: Vec<AnyEvent>, bytes: usize) -> u64 {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = connector_core::sync::lock(&self.state);
         let number = state.next;
         state.next += 1;
         if self.max_events == 0 || events.len() > self.max_events || bytes > MAX_BYTES {
@@ -77,7 +77,7 @@ impl Window {
 
     /// The event at `index` of batch `number`, while it is kept.
     pub(crate) fn get(&self, number: u64, index: u32) -> Option<AnyEvent> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = connector_core::sync::lock(&self.state);
         let at = state
             .batches
             .binary_search_by_key(&number, |(n, ..)| *n)

@@ -98,7 +98,7 @@ impl Owners {
 
     /// Notes that the conversation `key` (see [`Owners::key`]) came from `origin`.
     pub(crate) fn note(&self, key: &str, origin: &Arc<str>) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = connector_core::sync::lock(&self.0);
         if map.get(key) == Some(origin) {
             return;
         }
@@ -109,7 +109,7 @@ impl Owners {
     }
 
     fn owner(&self, event: &AnyEvent) -> Option<Arc<str>> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let map = connector_core::sync::lock(&self.0);
         map.get(&Self::key(event)).cloned()
     }
 }
@@ -205,7 +205,7 @@ fn enqueue(
     done: oneshot::Sender<Result<(), String>>,
 ) {
     let queue = {
-        let mut sends = inner.sends.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sends = connector_core::sync::lock(&inner.sends);
         sends.entry(subject.clone()).or_default().clone()
     };
     if queue.push(item, done) {

@@ -301,7 +301,7 @@ impl<'a> Lane<'a> {
 fn lock<'q, 'a>(
     queue: &'q Queue<'a>,
 ) -> std::sync::MutexGuard<'q, VecDeque<(Item, SemaphorePermit<'a>)>> {
-    queue.lock().unwrap_or_else(|p| p.into_inner())
+    connector_core::sync::lock(queue)
 }
 
 async fn open_lane(
