@@ -74,8 +74,7 @@ async fn flush_lane(inner: &Inner, lane: u16) {
 /// until `cluster.publish-timeout`.
 async fn publish_batch(inner: &Inner, subject: &str, number: u64, payload: Bytes, events: usize) {
     let conn = inner.conn().await;
-    // `<process>-<number>`: a skill process reads the number back from it, to name events.
-    let id = format!("{}-{number}", inner.process);
+    let id = links::batch_id(&inner.process, number);
     let started = Instant::now();
     let mut attempt = 0;
     loop {

@@ -86,6 +86,17 @@ impl Window {
     }
 }
 
+/// A batch's message id in the stream, `<process>-<number>` (JetStream's duplicate detection
+/// needs one; a skill process reads the number back from it with [`batch_number`]).
+pub(crate) fn batch_id(process: &str, number: u64) -> String {
+    format!("{process}-{number}")
+}
+
+/// The number in the message id of a batch published by connector process `origin`.
+pub(crate) fn batch_number(id: &str, origin: &str) -> Option<u64> {
+    id.strip_prefix(origin)?.strip_prefix('-')?.parse().ok()
+}
+
 /// A send's line: its id, the event it names (if it names one) and its envelope.
 pub(crate) fn parse(line: &[u8]) -> (&[u8], Option<(u64, u32)>, &[u8]) {
     let (id, rest) = split_word(line);
@@ -159,6 +170,14 @@ mod tests {
         assert_eq!(none.keep(events(1), 10), 0);
         assert_eq!(none.keep(events(1), 10), 1);
         assert!(none.get(0, 0).is_none() && none.get(1, 0).is_none());
+    }
+
+    #[test]
+    fn a_batch_number_reads_back_from_its_message_id() {
+        let id = batch_id("host-7-ab12", 42);
+        assert_eq!(batch_number(&id, "host-7-ab12"), Some(42));
+        assert_eq!(batch_number(&id, "host-7"), None, "another process's");
+        assert_eq!(batch_number("host-7-ab12-x", "host-7-ab12"), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, lane_subject, stream_name};
 use crate::leases::{self, Grant};
 use crate::sends::{Handling, Kept, Owners, as_event};
-use crate::{Conn, Inner, hooks, presence};
+use crate::{Conn, Inner, hooks, links, presence};
 
 /// The most messages a lane's consumer has on their way to this process at once.
 const PREFETCH: usize = 256;
@@ -200,10 +200,10 @@ impl<'a> Lane<'a> {
             .as_ref()
             .and_then(|h| h.get(ORIGIN))
             .map(|o| Arc::<str>::from(o.as_str()));
-        // The batch's number in its connector process: its message id is `<origin>-<number>`.
+        // The batch's number in its connector process, read back from its message id.
         let number = origin.as_ref().and_then(|origin| {
-            let id = message.headers.as_ref()?.get(NATS_MESSAGE_ID)?.as_str();
-            id.strip_prefix(&**origin)?.strip_prefix('-')?.parse().ok()
+            let id = message.headers.as_ref()?.get(NATS_MESSAGE_ID)?;
+            links::batch_number(id.as_str(), origin)
         });
         let mut events = 0;
         for (index, line) in message.payload.split(|&b| b == b'\n').enumerate() {
