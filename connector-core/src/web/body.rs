@@ -7,7 +7,7 @@ use hyper::http::request::Parts;
 use super::{Bytes, Request, Response, StatusCode};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
-const APPLICATION_JSON: &str = "application/json; charset=utf-8";
+pub(super) const APPLICATION_JSON: &str = "application/json; charset=utf-8";
 
 /// Reading a request body failed.
 #[derive(Debug, thiserror::Error)]

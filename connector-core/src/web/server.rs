@@ -242,9 +242,12 @@ impl Future for Answer {
     }
 }
 
+/// aiohttp's body for a path nothing serves.
+pub(super) const NOT_FOUND: &str = "404: Not Found";
+
 /// aiohttp's answer for a path nothing serves.
 pub(super) fn not_found() -> Response {
-    text(StatusCode::NOT_FOUND, "404: Not Found")
+    text(StatusCode::NOT_FOUND, NOT_FOUND)
 }
 
 /// aiohttp's answer for a method the path does not take.

@@ -9,7 +9,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::server::{WebServer, method_not_allowed, not_found};
+use super::server::{NOT_FOUND, WebServer, method_not_allowed, not_found};
 use super::{BodyError, Bytes, Method, Request, Response, StatusCode, read_body};
 use crate::bot::Bot;
 use crate::cluster::RemoteCallError;
@@ -291,11 +291,11 @@ pub(super) async fn call(
     answer.into_response()
 }
 
-/// The server's own JSON answers, with aiohttp's content type as opsdroid sends them (as
-/// `super::json` makes them).
+/// The server's own JSON answers, with the content type `super::json` gives them (aiohttp's,
+/// as opsdroid sends them).
 fn own_json(status: u16, value: &serde_json::Value) -> WebhookResponse {
     WebhookResponse::new(status, value.to_string())
-        .header("content-type", "application/json; charset=utf-8")
+        .header("content-type", super::body::APPLICATION_JSON)
 }
 
 impl Bot {
@@ -311,7 +311,7 @@ impl Bot {
         let hook = request.webhook.clone();
         let runner = self.skill_runner();
         let Some(index) = runner.skills.webhook(&request.skill, &hook) else {
-            return WebhookResponse::text(404, "404: Not Found");
+            return WebhookResponse::text(404, NOT_FOUND);
         };
         let skill = request.skill.clone();
         let slot = request.response.clone();
