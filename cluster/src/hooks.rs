@@ -162,9 +162,8 @@ async fn answer(inner: &Inner, bot: &Bot, payload: &[u8]) -> WebhookResponse {
         .map_err(|e| e.to_string())
         .and_then(|event| {
             event
-                .downcast_ref::<WebhookRequest>()
-                .cloned()
-                .ok_or_else(|| format!("a {} event is not a webhook call", event.name()))
+                .into_event::<WebhookRequest>()
+                .map_err(|other| format!("a {} event is not a webhook call", other.name()))
         });
     match request {
         Ok(request) => {
