@@ -165,6 +165,36 @@ impl Drop for Node {
     }
 }
 
+/// The logs of `nodes`, each under its file's name (`connectors-0`, `skills-1`, …).
+pub fn logs(nodes: &[&Node]) -> String {
+    nodes
+        .iter()
+        .map(|node| {
+            let name = node.log.file_stem().unwrap_or_default().to_string_lossy();
+            format!("== {name}\n{}\n", node.log())
+        })
+        .collect()
+}
+
+/// Waits until `done` says so, asking every 20 ms; past `limit` it panics with `what` and
+/// the logs of `nodes`.
+pub async fn until(
+    limit: Duration,
+    what: &str,
+    nodes: &[&Node],
+    mut done: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}\n{}",
+            logs(nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the connector process at `web` serves the websocket connector's routes (the
 /// web server's port opens before the connector adds them: a client that comes in between
 /// gets 404).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, ask, configuration, listening};
+use connector_tests::cluster::{Node, Scratch, ask, configuration, listening, logs, until};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::ws;
 use futures_util::{SinkExt, StreamExt};
@@ -98,14 +98,13 @@ async fn run(name: &str, fault: impl FnOnce(&mut Vec<Node>, &mut NatsServer), se
         .map(|id| tokio::spawn(client(addr, id, done.clone())))
         .collect();
     let half = CLIENTS * MESSAGES / 2;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while done.load(Ordering::Relaxed) < half {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "half the replies did not come in 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(
+        Duration::from_secs(120),
+        "half the replies",
+        &[],
+        async || done.load(Ordering::Relaxed) >= half,
+    )
+    .await;
     fault(&mut skills, &mut nats);
 
     let mut sockets = Vec::new();
@@ -116,14 +115,12 @@ async fn run(name: &str, fault: impl FnOnce(&mut Vec<Node>, &mut NatsServer), se
             Err(e) => failures.push(e),
         }
     }
-    let logs = || {
-        let mut all = format!("== connectors\n{}", connector.log());
-        for (i, node) in skills.iter().enumerate() {
-            all += &format!("\n== skills {}\n{}", i + 1, node.log());
-        }
-        all
+    let all_logs = || {
+        let mut nodes = vec![&connector];
+        nodes.extend(skills.iter());
+        logs(&nodes)
     };
-    assert!(failures.is_empty(), "{failures:#?}\n{}", logs());
+    assert!(failures.is_empty(), "{failures:#?}\n{}", all_logs());
     assert_eq!(done.load(Ordering::Relaxed), CLIENTS * MESSAGES);
     // Nothing more comes: a reply repeated after a redelivery would arrive now.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -132,16 +129,16 @@ async fn run(name: &str, fault: impl FnOnce(&mut Vec<Node>, &mut NatsServer), se
         assert!(
             extra.is_err(),
             "client {id} got a frame after its last reply: {extra:?}\n{}",
-            logs()
+            all_logs()
         );
     }
     let connector_log = connector.log();
-    assert!(!connector_log.contains("dropped"), "{}", logs());
+    assert!(!connector_log.contains("dropped"), "{}", all_logs());
     if let Some(seen) = seen {
         assert!(
             connector_log.contains(seen),
             "no `{seen}` in the logs:\n{}",
-            logs()
+            all_logs()
         );
     }
     assert!(
@@ -189,15 +186,13 @@ async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
             .await
             .unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while nats.stored_events(BOT).await < 30 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the events were not stored:\n{}",
-            connector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "the events stored",
+        &[&connector],
+        async || nats.stored_events(BOT).await >= 30,
+    )
+    .await;
     connector.kill();
     assert!(
         connector
@@ -213,16 +208,13 @@ async fn events_a_connector_process_published_are_handled_after_it_is_killed() {
     let addr = listening(web, &connector).await;
     let skills = Node::start(&scratch.0, &config, "skills", 1);
     assert_eq!(ask(addr, "after the restart").await, "after the restart");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while nats.stored_events(BOT).await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events left unhandled:\n{}\n{}",
-            connector.log(),
-            skills.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        Duration::from_secs(60),
+        "every event handled",
+        &[&connector, &skills],
+        async || nats.stored_events(BOT).await == 0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,15 +240,13 @@ async fn a_payload_no_event_type_reads_is_counted_and_skipped() {
             .await
             .unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while nats.stored_events(BOT).await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "bad events block their lanes:\n{}",
-            skills.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "bad events skipped (they block their lanes)",
+        &[&skills],
+        async || nats.stored_events(BOT).await == 0,
+    )
+    .await;
     assert_eq!(
         ask(addr, "after").await,
         "after",
@@ -293,14 +283,13 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     let fast = Node::start(&scratch.0, &config, "skills", 2);
     let addr = listening(web, &connector).await;
     // Both hold lanes before the load starts (the first to come takes them all at first).
-    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
-    while nats.lane_holders(BOT).await < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lanes did not spread over both skill processes"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        REPLY_LIMIT,
+        "the lanes spread over both skill processes",
+        &[&slow, &fast],
+        async || nats.lane_holders(BOT).await >= 2,
+    )
+    .await;
     let clients: Vec<_> = (0..8)
         .map(|id| {
             tokio::spawn(async move {
@@ -350,11 +339,9 @@ async fn a_slow_skill_process_runs_no_more_than_its_max_in_flight() {
     );
     assert!(
         events(&slow_runs).len() <= 24,
-        "the slow process got more than its share (half): {} of 48\n== slow\n{}\n== fast\n{}\n== connectors\n{}",
+        "the slow process got more than its share (half): {} of 48 (skills-1 is the slow one)\n{}",
         events(&slow_runs).len(),
-        slow.log(),
-        fast.log(),
-        connector.log()
+        logs(&[&slow, &fast, &connector])
     );
 }
 
@@ -371,18 +358,20 @@ async fn a_skill_process_shutting_down_keeps_its_lanes_until_its_skills_finish()
     let connector = Node::start(&scratch.0, &config, "connectors", 0);
     let mut first = Node::start_with(&scratch.0, &config, "skills", 1, &slow);
     let addr = listening(web, &connector).await;
-    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
-    while nats.lane_holders(BOT).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(REPLY_LIMIT, "the lane held", &[&first], async || {
+        nats.lane_holders(BOT).await > 0
+    })
+    .await;
     let second = Node::start_with(&scratch.0, &config, "skills", 2, &slow);
     let mut socket = ws::client(addr).await.unwrap();
     socket.send(Frame::text("slow drain")).await.unwrap();
-    while !first.log().contains("running on [slow drain]") {
-        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        REPLY_LIMIT,
+        "the slow skill running",
+        &[&first],
+        async || first.log().contains("running on [slow drain]"),
+    )
+    .await;
     // Shut down mid-run: the skill finishes and answers; its lane's lease outlives the 2 s
     // meanwhile, so the other process does not take the lane and run the event again.
     first.terminate();
@@ -390,17 +379,19 @@ async fn a_skill_process_shutting_down_keeps_its_lanes_until_its_skills_finish()
         Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), "slow drain"),
         reply => panic!("no reply: {reply:?}\n{}", first.log()),
     }
-    while !first.exited() {
-        assert!(tokio::time::Instant::now() < deadline, "{}", first.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(
+        REPLY_LIMIT,
+        "the stopped process exiting",
+        &[],
+        async || first.exited(),
+    )
+    .await;
     // The lane was given back: the other process reads it now, from after the event.
     assert_eq!(ask(addr, "after").await, "after");
     assert!(
         !second.log().contains("running on [slow drain]"),
-        "the event ran again in the other process:\n{}\n== first\n{}",
-        second.log(),
-        first.log()
+        "the event ran again in the other process:\n{}",
+        logs(&[&second, &first])
     );
 }
 
@@ -422,15 +413,13 @@ async fn a_slow_conversation_holds_no_other_conversation_of_its_lane() {
     let mut slow = ws::client(addr).await.unwrap();
     slow.send(Frame::text("slow one")).await.unwrap();
     // Until the slow skill runs.
-    let deadline = tokio::time::Instant::now() + REPLY_LIMIT;
-    while !skills.log().contains("slow skill: 1 running") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slow skill did not start:\n{}",
-            skills.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        REPLY_LIMIT,
+        "the slow skill running",
+        &[&skills],
+        async || skills.log().contains("slow skill: 1 running"),
+    )
+    .await;
     // Another conversation, in the same lane: its echoes come while the slow one runs.
     let mut other = ws::client(addr).await.unwrap();
     for i in 0..5 {
@@ -509,15 +498,13 @@ async fn a_connector_process_finds_the_event_a_send_names_by_its_batch_number_an
     let mut socket = ws::client(addr).await.unwrap();
     socket.send(Frame::text("hello")).await.unwrap();
     // The stream holds `BotStarted` (no conversation, a lane of its own) and `hello`.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while nats.stored_events(BOT).await < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}",
-            connector.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "two events stored",
+        &[&connector],
+        async || nats.stored_events(BOT).await >= 2,
+    )
+    .await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let stream = js.get_stream("echobot-events").await.unwrap();

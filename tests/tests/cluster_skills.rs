@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use connector_tests::cluster::{Node, Scratch, ask, configuration, listening};
+use connector_tests::cluster::{Node, Scratch, ask, configuration, listening, logs, until};
 use connector_tests::nats::{NatsServer, free_port};
 use connector_tests::web::post;
 
@@ -43,27 +43,6 @@ fn ticks(node: &Node) -> Vec<String> {
         .collect()
 }
 
-fn logs(nodes: &[&Node]) -> String {
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| format!("== process {i}\n{}", node.log()))
-        .collect()
-}
-
-/// Waits (at most `limit`) until `done` holds.
-async fn until(limit: Duration, what: &str, nodes: &[&Node], done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {limit:?}\n{}",
-            logs(nodes)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_dies() {
     let scratch = Scratch::new("crontab");
@@ -80,7 +59,7 @@ async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_d
         Duration::from_secs(30),
         "three ticks",
         &[&connector, &first, &second],
-        || all(&first, &second) >= 3,
+        async || all(&first, &second) >= 3,
     )
     .await;
     assert!(
@@ -123,7 +102,7 @@ async fn a_crontab_skill_runs_in_one_skill_process_at_a_time_and_moves_when_it_d
         Duration::from_secs(20),
         "the other skill process runs the schedule",
         &[holder, other],
-        || ticks(other).len() >= others_before + 2,
+        async || ticks(other).len() >= others_before + 2,
     )
     .await;
     once(&[before.clone(), ticks(other)]);
