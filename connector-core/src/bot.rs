@@ -20,12 +20,26 @@ use crate::model::AnyEvent;
 ///
 /// Connectors receive one in `listen` and hand it every inbound event with
 /// [`Bot::parse`]; skills reach it through their context to send events.
-#[derive(Clone)]
+///
+/// A clone of a connector's handle has its own copy of the connector's name (one small
+/// allocation): a connector that gives each of its tasks a clone (a socket's, a room's) then
+/// stamps that task's events, and their replies, with a name whose reference count only that
+/// task writes. One name shared by every task had its count written by every thread on every
+/// event: a cache line the cores kept taking from each other.
 pub struct Bot {
     core: Arc<dyn BotCore>,
     /// The connector whose `listen` holds this handle: events it parses without a connector
     /// name get this one.
     origin: Option<Arc<str>>,
+}
+
+impl Clone for Bot {
+    fn clone(&self) -> Self {
+        Bot {
+            core: self.core.clone(),
+            origin: self.origin.as_deref().map(Arc::from),
+        }
+    }
 }
 
 /// What the [`Bot`] handle needs of the running bot.
@@ -110,11 +124,10 @@ impl Bot {
     /// calls it, one event of a conversation after another, to keep their order. The event
     /// is not filtered (the connector process that parsed it did that).
     pub async fn handle(&self, event: impl Into<AnyEvent>) {
-        let bot = self.without_origin();
+        let runner = self.skill_runner();
+        let scope = runner.scope(self.without_origin());
         let mut plan = Vec::new();
-        self.skill_runner()
-            .handle(&bot, event.into(), &mut plan)
-            .await;
+        runner.handle(&scope, event.into(), &mut plan).await;
     }
 
     /// The instance names of all connectors, in configuration order.

@@ -5,7 +5,9 @@
 //! the regex groups, the skill's configuration section and the [`Bot`] to answer through.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::bot::Bot;
 use crate::dispatch::BoxFuture;
@@ -26,33 +28,76 @@ where
     Fut::Output: Outcome,
 {
     fn call(&self, ctx: SkillContext) -> BoxFuture<'static, Result<(), BoxError>> {
-        let fut = self(ctx);
-        Box::pin(async move { fut.await.into_result() })
+        // Not `async move { fut.await.into_result() }`: such a block keeps the captured future
+        // and the one it awaits as two fields, so the box (allocated and copied for every
+        // event) would be twice the skill's size.
+        Box::pin(IntoResult { fut: self(ctx) })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A skill's future with its output made a `Result`.
+    struct IntoResult<Fut> {
+        #[pin]
+        fut: Fut,
+    }
+}
+
+impl<Fut> Future for IntoResult<Fut>
+where
+    Fut: Future,
+    Fut::Output: Outcome,
+{
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx).map(Outcome::into_result)
     }
 }
 
 /// What a running skill sees: the event, the regex groups, its configuration and the bot.
 #[derive(Clone)]
 pub struct SkillContext {
-    bot: Bot,
+    scope: Arc<Scope>,
+    /// This skill's index in `scope.infos`.
+    skill: usize,
     event: AnyEvent,
-    skill: Arc<SkillInfo>,
-    groups: Arc<[Option<String>]>,
+    groups: Option<Arc<[Option<String>]>>,
+}
+
+/// What every skill run of one conversation shares: the bot and the skills' names and
+/// configurations. A conversation's task makes one, so a run clones this (a reference count
+/// only its conversation writes) instead of the bot's and the skill's, which every
+/// conversation's run would write from every thread.
+pub(crate) struct Scope {
+    pub(crate) bot: Bot,
+    pub(crate) infos: Arc<[Arc<SkillInfo>]>,
+}
+
+impl Scope {
+    pub(crate) fn new(bot: Bot, infos: Arc<[Arc<SkillInfo>]>) -> Arc<Self> {
+        Arc::new(Self { bot, infos })
+    }
 }
 
 impl SkillContext {
+    /// Skill `skill` (an index in `scope.infos`) run on `event`, with its regex groups.
     pub(crate) fn new(
-        bot: Bot,
+        scope: Arc<Scope>,
+        skill: usize,
         event: AnyEvent,
-        skill: Arc<SkillInfo>,
-        groups: Arc<[Option<String>]>,
+        groups: Option<Arc<[Option<String>]>>,
     ) -> Self {
         Self {
-            bot,
-            event,
+            scope,
             skill,
+            event,
             groups,
         }
+    }
+
+    fn info(&self) -> &SkillInfo {
+        &self.scope.infos[self.skill]
     }
 
     /// The event that triggered the skill (with regex named groups as entities).
@@ -77,34 +122,34 @@ impl SkillContext {
 
     /// Regex group `i` (0 is the whole match), when a regex matcher chose this skill.
     pub fn group(&self, i: usize) -> Option<&str> {
-        self.groups.get(i).and_then(|g| g.as_deref())
+        self.groups.as_deref()?.get(i)?.as_deref()
     }
 
     /// The bot, to send elsewhere or look up connectors.
     pub fn bot(&self) -> &Bot {
-        &self.bot
+        &self.scope.bot
     }
 
     /// The bot's memory (opsdroid's `opsdroid.memory`): `ctx.memory().get::<T>(key)`,
     /// `put`, `delete`, `in_room`.
     pub fn memory(&self) -> &crate::memory::Memory {
-        self.bot.memory()
+        self.scope.bot.memory()
     }
 
     /// The skill's name.
     pub fn skill_name(&self) -> &str {
-        &self.skill.name
+        &self.info().name
     }
 
     /// The skill's section under `skills:` in the configuration, if any.
     pub fn config(&self) -> Option<&serde_yaml::Value> {
-        self.skill.config.as_ref()
+        self.info().config.as_ref()
     }
 
     /// Answers the event, as opsdroid's `event.respond`: the response inherits user, user id,
     /// target and connector and links this event. A string is a `Message`.
     pub async fn respond(&self, response: impl Into<AnyEvent>) -> Result<(), SendError> {
-        self.bot.respond(&self.event, response).await
+        self.scope.bot.respond(&self.event, response).await
     }
 }
 

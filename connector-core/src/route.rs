@@ -3,15 +3,17 @@
 //!
 //! [`Router::route`] is the step after `Bot::parse`. The first event of a conversation
 //! starts its task; later ones are pushed on its queue under one short lock and wake the task
-//! if it is waiting. A task that has had nothing to do for [`IDLE`] ends, and its entry goes
-//! with it. The path costs no channel, no timer per event, and no task per event (a task per
-//! event cost more than the queue: its allocation and the copy of its future).
+//! if it is waiting. A task that has had nothing to do for [`IDLE`] to twice that ends, and
+//! its entry goes with it: one sweeper per bot looks at every conversation each [`IDLE`], so
+//! a conversation holds no timer of its own. The path costs no channel, no timer, and no task
+//! per event (a task per event cost more than the queue: its allocation and the copy of its
+//! future), and a conversation's task takes its queue's lock once per event.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -26,7 +28,8 @@ use crate::worker::SkillRunner;
 /// How many events one conversation may have waiting (besides the one its skill is on)
 /// before `parse` waits (backpressure).
 pub(crate) const CONVERSATION_QUEUE: usize = 256;
-/// How long a conversation's task waits for its next event before it ends.
+/// How long a conversation's task waits for its next event, at least, before it ends (at
+/// most twice that).
 const IDLE: Duration = Duration::from_secs(5);
 /// Shards of the conversation map: parses on different threads rarely share a lock.
 const SHARDS: usize = 16;
@@ -42,6 +45,8 @@ struct Shared {
     shards: Box<[Shard]>,
     /// Set under every shard's lock: no event is queued once it is.
     closed: AtomicBool,
+    /// Whether the sweeper that ends idle conversations has been started.
+    sweeping: AtomicBool,
     runner: SkillRunner,
     /// Seeds the conversation keys per process (foldhash: SipHash cost 400 instructions
     /// an event here). Two conversations that meet on one key share a queue: they keep
@@ -60,10 +65,14 @@ struct Shard {
 /// One conversation: the events its task has not taken yet.
 struct Conversation {
     queue: VecDeque<AnyEvent>,
-    /// The task, when it is waiting for an event.
+    /// The task, when it is waiting for an event (or about to: it registers when it takes
+    /// the last queued one).
     waiting: Option<Waker>,
-    /// Whether an event came since the task's idle timer last fired.
+    /// Whether an event came since the sweeper last looked.
     active: bool,
+    /// Set by the sweeper when no event came for a whole period: the task ends once its
+    /// queue is empty, unless an event comes first.
+    retire: bool,
 }
 
 /// Keys are hashes already: the map uses them as they are.
@@ -96,6 +105,7 @@ impl Router {
                     })
                     .collect(),
                 closed: AtomicBool::new(false),
+                sweeping: AtomicBool::new(false),
                 runner,
                 keys: foldhash::fast::RandomState::default(),
             }),
@@ -155,6 +165,7 @@ impl Router {
                 }
                 conversation.queue.push_back(event);
                 conversation.active = true;
+                conversation.retire = false;
                 conversation.waiting.take()
             }
             Entry::Vacant(entry) => {
@@ -164,12 +175,17 @@ impl Router {
                     queue,
                     waiting: None,
                     active: true,
+                    retire: false,
                 });
                 // Spawned under the lock, so `close` cannot slip in between and let shutdown
                 // stop waiting before this task is tracked.
                 let shared = self.shared.clone();
                 self.tracker
                     .spawn(converse(shared, bot.without_origin(), key));
+                if !self.shared.sweeping.swap(true, Ordering::AcqRel) {
+                    // Not tracked: it runs no skill, and shutdown need not wait for its timer.
+                    tokio::spawn(sweep(Arc::downgrade(&self.shared)));
+                }
                 None
             }
         };
@@ -197,7 +213,8 @@ impl Router {
 
 /// What a conversation's task found when it looked for work.
 enum Next {
-    Event(AnyEvent),
+    /// An event; `last` when it emptied the queue (the task's waker is registered then).
+    Event { event: AnyEvent, last: bool },
     /// Nothing yet: the task is registered to be woken.
     Wait,
     /// The conversation has ended (idle, or the bot is shutting down with nothing queued).
@@ -225,38 +242,78 @@ impl Shared {
     }
 
     /// Conversation `key`'s next event; otherwise registers `waker` to be woken by the next
-    /// one, or ends the conversation when `retire` (its idle timer fired with no event since
-    /// the last time) or shutdown says so.
-    fn next(&self, key: u64, waker: &Waker, retire: bool) -> Next {
+    /// one, or ends the conversation when the sweeper found it idle (`retire`) or shutdown
+    /// says so. An event that empties the queue comes with `waker` registered already, so
+    /// the task need not take the lock again to learn that nothing came meanwhile.
+    fn next(&self, key: u64, waker: &Waker) -> Next {
         let shard = self.shard(key);
         let mut conversations = shard.lock();
         let Some(conversation) = conversations.get_mut(&key) else {
             return Next::End;
         };
         if let Some(event) = conversation.queue.pop_front() {
+            // Once the sweeper or shutdown has said to end, nothing will wake the task again:
+            // it must look once more after this event, and will then end.
+            let last = conversation.queue.is_empty()
+                && !conversation.retire
+                && !self.closed.load(Ordering::Acquire);
+            if last {
+                register(&mut conversation.waiting, waker);
+            }
             if conversation.queue.len() + 1 == CONVERSATION_QUEUE {
                 drop(conversations);
                 shard.room.notify_waiters();
             }
-            return Next::Event(event);
+            return Next::Event { event, last };
         }
-        if retire || self.closed.load(Ordering::Acquire) {
+        if conversation.retire || self.closed.load(Ordering::Acquire) {
             conversations.remove(&key);
             return Next::End;
         }
-        match &conversation.waiting {
-            Some(w) if w.will_wake(waker) => {}
-            _ => conversation.waiting = Some(waker.clone()),
-        }
+        register(&mut conversation.waiting, waker);
         Next::Wait
     }
 
-    /// Whether conversation `key` had an event since the last call (which clears the mark).
-    fn was_active(&self, key: u64) -> bool {
-        let mut conversations = self.shard(key).lock();
-        conversations
-            .get_mut(&key)
-            .is_some_and(|c| std::mem::replace(&mut c.active, false))
+    /// One look at every conversation: those that had no event since the last look are
+    /// marked to end once their queue is empty, and woken if they wait.
+    fn retire_idle(&self) {
+        let mut idle = Vec::new();
+        for shard in &self.shards {
+            let mut conversations = shard.lock();
+            for conversation in conversations.values_mut() {
+                if std::mem::replace(&mut conversation.active, false) {
+                    continue;
+                }
+                conversation.retire = true;
+                idle.extend(conversation.waiting.take());
+            }
+            drop(conversations);
+            idle.drain(..).for_each(Waker::wake);
+        }
+    }
+}
+
+/// Registers `waker` unless it is the one registered already (a clone costs a reference
+/// count on the task).
+fn register(waiting: &mut Option<Waker>, waker: &Waker) {
+    match waiting {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *waiting = Some(waker.clone()),
+    }
+}
+
+/// The sweeper: every [`IDLE`], ends the conversations that had no event for a whole period
+/// (see [`Shared::retire_idle`]), until the bot is gone or shutting down.
+async fn sweep(shared: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(IDLE).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        shared.retire_idle();
     }
 }
 
@@ -266,42 +323,37 @@ impl Shard {
     }
 }
 
-/// One conversation's task: its events, one after another, until it has had none for
-/// [`IDLE`] or the bot shuts down.
+/// One conversation's task: its events, one after another, until the sweeper finds it idle
+/// or the bot shuts down.
 async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
     let mut ending = Ending {
         shared: &shared,
         key,
         done: false,
     };
-    // One idle timer per period, not one per event: when it fires, the conversation ends
-    // only if no event came since it was last set.
-    let idle = tokio::time::sleep(IDLE);
-    tokio::pin!(idle);
+    let scope = shared.runner.scope(bot);
     let mut plan = Vec::new();
+    // Set when the event just handled emptied the queue: the task's waker was registered
+    // then, so an event queued meanwhile has woken the task already and one that comes later
+    // will: the task can wait without looking again.
+    let mut registered = false;
     loop {
         let next = std::future::poll_fn(|cx| {
-            let mut retire = false;
-            loop {
-                match shared.next(key, cx.waker(), retire) {
-                    Next::Event(event) => return Poll::Ready(Some(event)),
-                    Next::End => return Poll::Ready(None),
-                    Next::Wait => {}
+            if std::mem::take(&mut registered) {
+                return Poll::Pending;
+            }
+            match shared.next(key, cx.waker()) {
+                Next::Event { event, last } => {
+                    registered = last;
+                    Poll::Ready(Some(event))
                 }
-                if idle.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // The timer fired: an event since it was set keeps the conversation.
-                if shared.was_active(key) {
-                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
-                } else {
-                    retire = true;
-                }
+                Next::End => Poll::Ready(None),
+                Next::Wait => Poll::Pending,
             }
         })
         .await;
         match next {
-            Some(event) => shared.runner.handle(&bot, event, &mut plan).await,
+            Some(event) => shared.runner.handle(&scope, event, &mut plan).await,
             None => break,
         }
     }
@@ -337,3 +389,6 @@ impl Drop for Ending<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

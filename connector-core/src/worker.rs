@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::bot::Bot;
-use crate::context::{SkillContext, SkillFn, SkillInfo};
+use crate::context::{Scope, SkillContext, SkillFn, SkillInfo};
 use crate::model::AnyEvent;
 use crate::skill::{Planned, Skills};
 
@@ -28,8 +28,14 @@ pub(crate) struct SkillRunner {
 
 impl SkillRunner {
     /// Plans and runs the skills for one event; `plan` is the caller's scratch space, empty
-    /// before and after.
-    pub(crate) async fn handle(&self, bot: &Bot, event: AnyEvent, plan: &mut Vec<Planned>) {
+    /// before and after. `scope` holds the bot the skills get and this runner's skills.
+    pub(crate) async fn handle(
+        &self,
+        scope: &Arc<Scope>,
+        event: AnyEvent,
+        plan: &mut Vec<Planned>,
+    ) {
+        let bot = &scope.bot;
         self.skills.plan(
             &event,
             &|connector, name| bot.lookup_target(connector, name),
@@ -40,18 +46,25 @@ impl SkillRunner {
             return;
         }
         drop(event);
-        self.run(bot, plan.drain(..)).await;
+        self.run(scope, plan.drain(..)).await;
+    }
+
+    /// What a conversation's task keeps for all its runs: `bot` and these skills.
+    pub(crate) fn scope(&self, bot: Bot) -> Arc<Scope> {
+        Scope::new(bot, self.skills.infos().clone())
     }
 
     /// Runs the planned skills one after another, isolating failures and panics.
-    async fn run(&self, bot: &Bot, plan: impl Iterator<Item = Planned>) {
+    async fn run(&self, scope: &Arc<Scope>, plan: impl Iterator<Item = Planned>) {
         for p in plan {
             let (info, func) = self.skills.get(p.index);
             let trigger = p.event.clone();
-            let ctx = SkillContext::new(bot.clone(), p.event, info.clone(), p.groups);
+            let ctx = SkillContext::new(scope.clone(), p.index, p.event, p.groups);
+            // The error reply is boxed: its future would otherwise make every conversation's
+            // task larger, for a path most events never take.
             if run_guarded(info, func, ctx, self.timeout).await.is_err()
                 && let Some(reply) = self.error_reply.as_deref()
-                && let Err(e) = bot.respond(&trigger, reply.to_owned()).await
+                && let Err(e) = Box::pin(scope.bot.respond(&trigger, reply.to_owned())).await
             {
                 tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
             }
@@ -68,7 +81,7 @@ impl SkillRunner {
         event: AnyEvent,
     ) -> Result<(), String> {
         let (info, func) = self.skills.get(index);
-        let ctx = SkillContext::new(bot.clone(), event, info.clone(), Arc::from(Vec::new()));
+        let ctx = SkillContext::new(self.scope(bot.clone()), index, event, None);
         run_guarded(info, func, ctx, self.timeout).await
     }
 }
@@ -87,10 +100,11 @@ pub(crate) async fn run_guarded(
     let outcome = match timeout {
         // Most skills answer without waiting on anything (the reply is queued, not yet
         // written): the timer is armed only for a skill that is still running after its
-        // first poll, which nothing could have interrupted anyway.
+        // first poll, which nothing could have interrupted anyway. The timer is boxed then,
+        // so that it takes no room in every conversation's task.
         Some(limit) => match poll_once(&mut call).await {
             Some(outcome) => outcome,
-            None => match tokio::time::timeout(limit, call).await {
+            None => match Box::pin(tokio::time::timeout(limit, call)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
             },

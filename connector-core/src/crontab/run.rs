@@ -14,7 +14,7 @@ use super::schedule::{Schedule, parse_timezone};
 use super::tick::Tick;
 use crate::bot::Bot;
 use crate::cluster::{Role, Transport};
-use crate::context::{SkillContext, SkillFn, SkillInfo};
+use crate::context::{Scope, SkillContext, SkillFn, SkillInfo};
 use crate::error::BotError;
 use crate::hub::Hub;
 use crate::model::AnyEvent;
@@ -208,12 +208,8 @@ impl Drop for Busy {
 async fn run_once(entry: Arc<Entry>, tick: Tick, launcher: Launcher, _busy: Busy) {
     let name = &entry.info.name;
     tracing::debug!(skill = %name, scheduled = %tick.scheduled, "running crontab skill");
-    let ctx = SkillContext::new(
-        launcher.bot.clone(),
-        AnyEvent::new(tick),
-        entry.info.clone(),
-        Arc::from(Vec::new()),
-    );
+    let scope = Scope::new(launcher.bot.clone(), Arc::from([entry.info.clone()]));
+    let ctx = SkillContext::new(scope, 0, AnyEvent::new(tick), None);
     // Failures are logged inside; a tick has no one to send an error reply to.
     let _ = run_guarded(&entry.info, &entry.func, ctx, launcher.timeout).await;
 }

@@ -50,15 +50,28 @@ pub fn regex_score(expression: &str, factor: f64) -> f64 {
 /// The enabled skills, compiled, in registration order.
 pub(crate) struct Skills {
     skills: Vec<CompiledSkill>,
-    /// Shared by every plan without regex groups, so planning allocates no empty list.
-    no_groups: Arc<[Option<String>]>,
+    /// Each skill's name and configuration, by index: what a skill's context looks up.
+    infos: Arc<[Arc<SkillInfo>]>,
+    /// Which kinds of matcher any skill has: planning skips the passes no skill needs.
+    any: Kinds,
+}
+
+/// Which kinds of matcher at least one skill has.
+#[derive(Default)]
+struct Kinds {
+    always: bool,
+    event_types: bool,
+    regexes: bool,
+    catchall: bool,
 }
 
 /// One skill chosen for one event.
 pub(crate) struct Planned {
     pub(crate) index: usize,
     pub(crate) event: AnyEvent,
-    pub(crate) groups: Arc<[Option<String>]>,
+    /// The regex groups, when a regex chose the skill. `None` rather than one shared empty
+    /// list: cloning that for every event wrote its reference count from every thread.
+    pub(crate) groups: Option<Arc<[Option<String>]>>,
 }
 
 impl Skills {
@@ -127,9 +140,17 @@ impl Skills {
             }
             compiled.push(c);
         }
+        let infos = compiled.iter().map(|c| c.info.clone()).collect();
+        let any = Kinds {
+            always: compiled.iter().any(|c| c.always),
+            event_types: compiled.iter().any(|c| !c.event_types.is_empty()),
+            regexes: compiled.iter().any(|c| !c.regexes.is_empty()),
+            catchall: compiled.iter().any(|c| c.catchall.is_some()),
+        };
         Ok(Self {
             skills: compiled,
-            no_groups: Arc::from(Vec::new()),
+            infos,
+            any,
         })
     }
 
@@ -151,6 +172,11 @@ impl Skills {
     }
 
     /// Skill `index`'s name, configuration and function.
+    /// Each skill's name and configuration, by index.
+    pub(crate) fn infos(&self) -> &Arc<[Arc<SkillInfo>]> {
+        &self.infos
+    }
+
     pub(crate) fn get(&self, index: usize) -> (&Arc<SkillInfo>, &Arc<dyn SkillFn>) {
         let skill = &self.skills[index];
         (&skill.info, &skill.func)
@@ -177,33 +203,39 @@ impl Skills {
         lookup: LookupTarget<'_>,
         planned: &mut Vec<Planned>,
     ) {
-        let no_groups = &self.no_groups;
         let allowed = |s: &CompiledSkill| s.constraints.iter().all(|c| c.allows(event, lookup));
-        for (index, s) in self.skills.iter().enumerate() {
-            if s.always && allowed(s) {
-                planned.push(Planned {
-                    index,
-                    event: event.clone(),
-                    groups: no_groups.clone(),
-                });
+        let any = &self.any;
+        if any.always {
+            for (index, s) in self.skills.iter().enumerate() {
+                if s.always && allowed(s) {
+                    planned.push(Planned {
+                        index,
+                        event: event.clone(),
+                        groups: None,
+                    });
+                }
             }
         }
-        let kind = event.kind();
-        for (index, s) in self.skills.iter().enumerate() {
-            let hit = s
-                .event_types
-                .iter()
-                .any(|(k, subs)| if *subs { kind.is_a(k) } else { kind == *k });
-            if hit && allowed(s) {
-                planned.push(Planned {
-                    index,
-                    event: event.clone(),
-                    groups: no_groups.clone(),
-                });
+        if any.event_types {
+            let kind = event.kind();
+            for (index, s) in self.skills.iter().enumerate() {
+                let hit = s
+                    .event_types
+                    .iter()
+                    .any(|(k, subs)| if *subs { kind.is_a(k) } else { kind == *k });
+                if hit && allowed(s) {
+                    planned.push(Planned {
+                        index,
+                        event: event.clone(),
+                        groups: None,
+                    });
+                }
             }
         }
         let mut ranked = false;
-        if let Some(text) = event.text() {
+        if any.regexes
+            && let Some(text) = event.text()
+        {
             let mut best: Option<(f64, usize, regex::Captures<'_>, &Regex)> = None;
             for (index, s) in self.skills.iter().enumerate() {
                 if s.regexes.is_empty() || !allowed(s) {
@@ -239,11 +271,11 @@ impl Skills {
                 planned.push(Planned {
                     index,
                     event: ev,
-                    groups: Arc::from(groups),
+                    groups: Some(Arc::from(groups)),
                 });
             }
         }
-        if !ranked {
+        if !ranked && any.catchall {
             let is_message = event.is_a::<Message>();
             for (index, s) in self.skills.iter().enumerate() {
                 if let Some(messages_only) = s.catchall
@@ -253,7 +285,7 @@ impl Skills {
                     planned.push(Planned {
                         index,
                         event: event.clone(),
-                        groups: no_groups.clone(),
+                        groups: None,
                     });
                 }
             }
