@@ -333,9 +333,11 @@ async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
     };
     let scope = shared.runner.scope(bot);
     let mut plan = Vec::new();
-    // Set when the event just handled emptied the queue: the task's waker was registered
-    // then, so an event queued meanwhile has woken the task already and one that comes later
-    // will: the task can wait without looking again.
+    // Set when the event just handled emptied the queue and its skills finished in the same
+    // poll that took it: the task's waker was registered then, so an event queued meanwhile
+    // has woken the task already (it is re-polled at once) and one that comes later will: the
+    // task can wait without looking again. A run that waited clears it: the wake-up that an
+    // event queued meanwhile sent may have been spent on polling the run.
     let mut registered = false;
     loop {
         let next = std::future::poll_fn(|cx| {
@@ -352,10 +354,18 @@ async fn converse(shared: Arc<Shared>, bot: Bot, key: u64) {
             }
         })
         .await;
-        match next {
-            Some(event) => shared.runner.handle(&scope, event, &mut plan).await,
-            None => break,
-        }
+        let Some(event) = next else {
+            break;
+        };
+        let mut run = std::pin::pin!(shared.runner.handle(&scope, event, &mut plan));
+        std::future::poll_fn(|cx| {
+            let polled = run.as_mut().poll(cx);
+            if polled.is_pending() {
+                registered = false;
+            }
+            polled
+        })
+        .await;
     }
     ending.done = true;
 }

@@ -138,3 +138,26 @@ async fn shutdown_during_a_run_still_handles_the_queue_and_ends_the_task() {
         assert_eq!(handled.recv().await.unwrap(), text);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_queued_while_a_skill_waits_is_handled() {
+    let run = TestBot::new()
+        .connector(MemoryConnector::new("chat").0)
+        .start()
+        .unwrap();
+    let bot = run.bot().clone();
+    let (seen, mut handled) = mpsc::unbounded_channel();
+    let router = slow_router(seen, Duration::from_millis(100));
+    // The first event empties the queue (the task's waker is registered as it takes it);
+    // the second comes while the skill waits on its timer, and its wake-up is spent on the
+    // skill's run: the task must look at its queue again afterwards.
+    assert!(router.route(&bot, message("1", "a")).is_none());
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(router.route(&bot, message("2", "a")).is_none());
+    for text in ["1", "2"] {
+        let got = tokio::time::timeout(Duration::from_secs(5), handled.recv())
+            .await
+            .expect("an event queued during a waiting run was never handled");
+        assert_eq!(got.unwrap(), text);
+    }
+}
