@@ -26,15 +26,19 @@ impl SocketId {
     /// target, so the 32 digits are decoded eight at a time, each eight as one 64-bit word
     /// (a table lookup per digit cost about 270 instructions a reply).
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        let b = text.as_bytes();
-        if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        // A fixed-size array: the loads below need no bounds checks.
+        let b: &[u8; 36] = text.as_bytes().try_into().ok()?;
+        if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
             return None;
         }
-        let word =
-            |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
-        let eight = |first: usize, second: usize| word(first) | word(second) << 32;
-        let high = u64::from(hex8(eight(0, 4))?) << 32 | u64::from(hex8(eight(9, 14))?);
-        let low = u64::from(hex8(eight(19, 24))?) << 32 | u64::from(hex8(eight(28, 32))?);
+        let eight = |at: usize| u64::from_le_bytes(*b[at..].first_chunk::<8>().unwrap_or(&[0; 8]));
+        let four = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                *b[at..].first_chunk::<4>().unwrap_or(&[0; 4]),
+            ))
+        };
+        let high = u64::from(hex8(eight(0))?) << 32 | u64::from(hex8(four(9) | four(14) << 32)?);
+        let low = u64::from(hex8(four(19) | four(24) << 32)?) << 32 | u64::from(hex8(eight(28))?);
         Some(Self(u128::from(high) << 64 | u128::from(low)))
     }
 }
@@ -53,6 +57,7 @@ fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
 
 /// Eight hex digits (the first in the lowest byte, as read from memory) as their value, the
 /// first digit the most significant; `None` if any byte is not a hex digit.
+#[inline]
 fn hex8(x: u64) -> Option<u32> {
     if x & splat(0x80) != 0 {
         return None;
