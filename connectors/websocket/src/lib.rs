@@ -107,7 +107,6 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use self::outbox::{PushError, SHUTDOWN};
-use self::registry::SocketId;
 use self::server::{Server, Settings};
 
 /// The websocket connector's configuration section (see the [module docs](self)).
@@ -192,8 +191,9 @@ impl Websocket {
     fn push(&self, target: Option<&str>, frame: Frame) -> Result<()> {
         let target = target.ok_or("websocket: the event has no target socket")?;
         let server = self.server.get().ok_or("websocket: not connected")?;
-        let pushed = SocketId::parse(target)
-            .and_then(|id| server.registry.with(id, |outbox| outbox.push(frame)));
+        let pushed = server
+            .registry
+            .with_target(target, |outbox| outbox.push(frame));
         match pushed {
             Some(Ok(())) => Ok(()),
             Some(Err(PushError::Full)) => Err(format!(

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::outbox::Outbox;
@@ -111,6 +111,31 @@ impl Hasher for IdHasher {
 
 type IdMap<V> = HashMap<SocketId, V, BuildHasherDefault<IdHasher>>;
 
+/// Spreads an address over the hash (its low bits are alignment, the same for all).
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Open sockets by the address of their id's text: the one `Arc<str>` that a socket's events
+/// carry as their target, and so do the replies to them.
+type AddressMap = HashMap<usize, Arc<Outbox>, BuildHasherDefault<AddressHasher>>;
+
+/// The length of an id's text.
+const ID_LEN: usize = 36;
+
 /// Shards of the open-socket map: a reply looks its socket up under a read lock of one shard,
 /// so replies to different sockets do not contend.
 const SHARDS: usize = 16;
@@ -136,6 +161,9 @@ struct Pending {
 /// Reservations and open sockets.
 pub(crate) struct Registry {
     shards: Box<[RwLock<IdMap<Arc<Outbox>>>]>,
+    /// The same sockets by the address of their id's text: a reply finds its socket without
+    /// decoding the id (about 230 instructions a reply).
+    addresses: Box<[RwLock<AddressMap>]>,
     open: AtomicUsize,
     pending: Mutex<Pending>,
     timeout: Duration,
@@ -145,6 +173,7 @@ impl Registry {
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            addresses: (0..SHARDS).map(|_| RwLock::default()).collect(),
             open: AtomicUsize::new(0),
             pending: Mutex::default(),
             timeout,
@@ -210,37 +239,59 @@ impl Registry {
             registry: self.clone(),
             id,
             registered: false,
+            text: None,
         }))
     }
 
     /// Runs `f` on the outbox of open socket `id`, under a read lock of its shard.
     pub(crate) fn with<R>(&self, id: SocketId, f: impl FnOnce(&Outbox) -> R) -> Option<R> {
-        let shard = match self.shard(id).read() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        shard.get(&id).map(|outbox| f(outbox))
+        read(self.shard(id)).get(&id).map(|outbox| f(outbox))
+    }
+
+    /// Runs `f` on the outbox of the open socket whose id is `target`: found by the text's
+    /// address when `target` is the socket's own id text (what its events carry, and their
+    /// replies with them), else by decoding it (an id a skill kept or typed).
+    pub(crate) fn with_target<R>(&self, target: &str, f: impl FnOnce(&Outbox) -> R) -> Option<R> {
+        if target.len() != ID_LEN {
+            return None;
+        }
+        let address = target.as_ptr() as usize;
+        // A registered text stays allocated while it is in the map (its guard holds it), so
+        // no other text can have its address: a match is that socket's.
+        let addresses = read(self.address_shard(address));
+        if let Some(outbox) = addresses.get(&address) {
+            return Some(f(outbox));
+        }
+        drop(addresses);
+        self.with(SocketId::parse(target)?, f)
+    }
+
+    fn address_shard(&self, address: usize) -> &RwLock<AddressMap> {
+        &self.addresses[(address >> 4) % SHARDS]
     }
 
     /// Every open socket's outbox.
     pub(crate) fn all(&self) -> Vec<Arc<Outbox>> {
         let mut out = Vec::with_capacity(self.open.load(Ordering::Acquire));
         for shard in self.shards.iter() {
-            let shard = match shard.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            out.extend(shard.values().cloned());
+            out.extend(read(shard).values().cloned());
         }
         out
     }
 
-    fn write_shard(&self, id: SocketId) -> std::sync::RwLockWriteGuard<'_, IdMap<Arc<Outbox>>> {
-        match self.shard(id).write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+    fn write_shard(&self, id: SocketId) -> RwLockWriteGuard<'_, IdMap<Arc<Outbox>>> {
+        write(self.shard(id))
     }
+}
+
+/// A read lock, recovered if a holder panicked (the maps stay consistent: each change is one
+/// insert or remove).
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An open socket's slot: registers its outbox, and frees the slot when dropped (the client
@@ -249,6 +300,9 @@ pub(crate) struct SlotGuard {
     registry: Arc<Registry>,
     id: SocketId,
     registered: bool,
+    /// The socket's id text, once registered: held so that its address stays the socket's
+    /// while it is in the address map.
+    text: Option<Arc<str>>,
 }
 
 impl SlotGuard {
@@ -256,15 +310,24 @@ impl SlotGuard {
         self.id
     }
 
-    /// Makes the socket reachable by replies.
-    pub(crate) fn register(&mut self, outbox: Arc<Outbox>) {
+    /// Makes the socket reachable by replies: by its id, and by the address of `text`, its
+    /// id's text as its events carry it.
+    pub(crate) fn register(&mut self, outbox: Arc<Outbox>, text: Arc<str>) {
+        debug_assert_eq!(*text, self.id.to_string());
+        let address = text.as_ptr() as usize;
+        write(self.registry.address_shard(address)).insert(address, outbox.clone());
         self.registry.write_shard(self.id).insert(self.id, outbox);
+        self.text = Some(text);
         self.registered = true;
     }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
+        if let Some(text) = self.text.take() {
+            let address = text.as_ptr() as usize;
+            write(self.registry.address_shard(address)).remove(&address);
+        }
         if self.registered
             && let Some(outbox) = self.registry.write_shard(self.id).remove(&self.id)
         {
@@ -313,6 +376,39 @@ mod tests {
             assert_eq!(SocketId::parse(&id.to_string()), Some(id));
             assert_eq!(SocketId::parse(&id.to_string().to_uppercase()), Some(id));
         }
+    }
+
+    #[test]
+    fn a_socket_is_found_by_its_own_text_by_a_copy_and_by_an_upper_case_copy_until_it_closes() {
+        let registry = Arc::new(Registry::new(Duration::from_secs(60)));
+        let open = |registry: &Arc<Registry>| {
+            let id = registry.reserve(10).unwrap().unwrap();
+            let Claim::Ready(Some(mut guard)) = registry.claim(id, true) else {
+                panic!("the reservation is claimable");
+            };
+            let outbox = Arc::new(Outbox::new(8));
+            let text: Arc<str> = Arc::from(id.to_string());
+            guard.register(outbox.clone(), text.clone());
+            (guard, outbox, text)
+        };
+        let (guard, outbox, text) = open(&registry);
+        let (_other_guard, other, other_text) = open(&registry);
+        let found = |target: &str| registry.with_target(target, |o| o as *const Outbox);
+        let this = Some(Arc::as_ptr(&outbox));
+        // A copy: the same id at another address.
+        let copy = text.to_string();
+        // By address (the socket's own text), by decoding (a copy, either case).
+        assert_eq!(found(&text), this);
+        assert_eq!(found(&copy), this);
+        assert_eq!(found(&text.to_uppercase()), this);
+        assert_eq!(found(&other_text), Some(Arc::as_ptr(&other)));
+        assert_eq!(found("not-a-socket"), None);
+        // A prefix of the registered text starts at its address but is not its id.
+        assert_eq!(found(&text[..ID_LEN - 1]), None);
+        drop(guard);
+        assert_eq!(found(&text), None, "closed: not found by its address");
+        assert_eq!(found(&copy), None, "closed: not found by its id");
+        assert_eq!(found(&other_text), Some(Arc::as_ptr(&other)));
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Socket {
         // One copy of the id for the socket's life: every event from it shares this one.
         let target: Arc<str> = Arc::from(guard.id().to_string());
         outbox.attach(SocketIo::new(ws));
-        guard.register(outbox.clone());
+        guard.register(outbox.clone(), target.clone());
         // Shutdown may have listed the open sockets just before this one registered.
         if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
             outbox.close(SHUTDOWN);
