@@ -11,6 +11,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
+use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
@@ -84,6 +85,41 @@ impl RawEvent {
         let fields = serde_json::from_str::<T>(&json)?;
         let raw = RawEvent(Arc::new(Inner {
             json: Some(json),
+            value: OnceLock::new(),
+        }));
+        Ok((raw, fields))
+    }
+
+    /// [`RawEvent::parse_json`] for a `T` that borrows from `text` (`&str` or `Cow<str>`
+    /// fields): the fields are read out of the caller's text, which is then copied as the
+    /// payload, so a string without escapes costs no allocation of its own (a connector can
+    /// compare it with what it has before allocating).
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use connector_core::model::RawEvent;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Sender<'a> {
+    ///     #[serde(borrow)]
+    ///     user: Cow<'a, str>,
+    /// }
+    ///
+    /// let text = r#"{"user": "ann", "body": "hi"}"#;
+    /// let (raw, sender): (RawEvent, Sender) = RawEvent::parse_json_borrowed(text)?;
+    /// assert!(matches!(sender.user, Cow::Borrowed("ann")));
+    /// assert_eq!(raw["body"], "hi");
+    /// Ok::<(), serde_json::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The text is not JSON, or not the shape `T` wants (the error gives line and column).
+    pub fn parse_json_borrowed<'a, T: Deserialize<'a>>(
+        text: &'a str,
+    ) -> Result<(Self, T), serde_json::Error> {
+        let fields = serde_json::from_str::<T>(text)?;
+        let raw = RawEvent(Arc::new(Inner {
+            json: Some(text.into()),
             value: OnceLock::new(),
         }));
         Ok((raw, fields))

@@ -5,8 +5,8 @@
 //! (building that `Value` for every frame cost more than the rest of the frame's way
 //! through the SDK).
 
+use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use connector_core::prelude::*;
@@ -21,12 +21,28 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 /// as text, whole. When a key appears twice, the last one counts (as in a parsed object).
 #[doc(hidden)]
 pub fn to_event(frame: &str, target: &Arc<str>) -> Message {
+    to_event_from(frame, target, &mut None)
+}
+
+/// [`to_event`] for a socket that keeps the last user name its frames gave in `last_user`:
+/// a frame from the same user shares it instead of allocating it again.
+pub(crate) fn to_event_from(
+    frame: &str,
+    target: &Arc<str>,
+    last_user: &mut Option<Arc<str>>,
+) -> Message {
     if frame.trim_start().starts_with('{')
-        && let Ok((raw, fields)) = RawEvent::parse_json::<Fields>(frame)
+        && let Ok((raw, fields)) = RawEvent::parse_json_borrowed::<Fields<'_>>(frame)
     {
-        let text = fields.message.unwrap_or_else(|| frame.to_owned());
+        let text = fields
+            .message
+            .map_or_else(|| frame.to_owned(), Cow::into_owned);
         let mut message = Message::new(text).target(target.clone());
         if let Some(user) = fields.user {
+            let user = match last_user {
+                Some(last) if **last == *user => last.clone(),
+                _ => last_user.insert(Arc::from(user)).clone(),
+            };
             message = message.user(user);
         }
         return message.raw_event(raw);
@@ -35,12 +51,13 @@ pub fn to_event(frame: &str, target: &Arc<str>) -> Message {
 }
 
 /// The fields of a JSON object frame the connector reads; the rest is checked and skipped.
-struct Fields {
-    message: Option<String>,
-    user: Option<Arc<str>>,
+/// Strings without escapes are borrowed from the frame.
+struct Fields<'a> {
+    message: Option<Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
 }
 
-impl<'de> Deserialize<'de> for Fields {
+impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Only an object: an array must not fill the fields by position.
         deserializer.deserialize_map(FieldsVisitor)
@@ -50,21 +67,21 @@ impl<'de> Deserialize<'de> for Fields {
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Fields;
+    type Value = Fields<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields {
             message: None,
             user: None,
         };
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Message => fields.message = map.next_value::<StrOrNone<String>>()?.0,
-                Key::User => fields.user = map.next_value::<StrOrNone<Arc<str>>>()?.0,
+                Key::Message => fields.message = map.next_value::<StrOrNone<'de>>()?.0,
+                Key::User => fields.user = map.next_value::<StrOrNone<'de>>()?.0,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -101,25 +118,29 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// A value that is kept when it is a string and skipped (checked, then `None`) otherwise.
-struct StrOrNone<T>(Option<T>);
+/// A value that is kept when it is a string (borrowed from the frame when it has no escapes)
+/// and skipped (checked, then `None`) otherwise.
+struct StrOrNone<'a>(Option<Cow<'a, str>>);
 
-impl<'de, T: for<'a> From<&'a str>> Deserialize<'de> for StrOrNone<T> {
+impl<'de> Deserialize<'de> for StrOrNone<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrOrNoneVisitor(PhantomData))
+        deserializer.deserialize_any(StrOrNoneVisitor)
     }
 }
 
-struct StrOrNoneVisitor<T>(PhantomData<T>);
+struct StrOrNoneVisitor;
 
-impl<'de, T: for<'a> From<&'a str>> Visitor<'de> for StrOrNoneVisitor<T> {
-    type Value = StrOrNone<T>;
+impl<'de> Visitor<'de> for StrOrNoneVisitor {
+    type Value = StrOrNone<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(StrOrNone(Some(Cow::Borrowed(s))))
+    }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(StrOrNone(Some(T::from(s))))
+        Ok(StrOrNone(Some(Cow::Owned(s.to_owned()))))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(StrOrNone(None))
@@ -187,6 +208,51 @@ mod tests {
         }
         assert!(to_event(r#"{"user": 7}"#, &a).meta.user.is_none());
         assert!(to_event(r#"{"user": {"n": [1]}}"#, &a).meta.user.is_none());
+    }
+
+    #[test]
+    fn a_socket_shares_its_last_user_name_between_frames() {
+        let a: Arc<str> = Arc::from("A");
+        let mut last = None;
+        let user = |m: Message| m.meta.user.unwrap();
+        let first = user(to_event_from(
+            r#"{"message": "1", "user": "ann"}"#,
+            &a,
+            &mut last,
+        ));
+        let second = user(to_event_from(
+            r#"{"message": "2", "user": "ann"}"#,
+            &a,
+            &mut last,
+        ));
+        assert!(Arc::ptr_eq(&first, &second), "the same name, shared");
+        let other = user(to_event_from(
+            r#"{"message": "3", "user": "bob"}"#,
+            &a,
+            &mut last,
+        ));
+        assert_eq!(&*other, "bob");
+        // Escaped, so not borrowed from the frame: still compared by its text.
+        let escaped = user(to_event_from(
+            r#"{"message": "4", "user": "b\u006fb"}"#,
+            &a,
+            &mut last,
+        ));
+        assert!(Arc::ptr_eq(&other, &escaped));
+        // A plain-text frame or one without a user leaves the name for the next frame.
+        assert!(to_event_from("hi", &a, &mut last).meta.user.is_none());
+        assert!(
+            to_event_from(r#"{"message": "5"}"#, &a, &mut last)
+                .meta
+                .user
+                .is_none()
+        );
+        let again = user(to_event_from(
+            r#"{"message": "6", "user": "bob"}"#,
+            &a,
+            &mut last,
+        ));
+        assert!(Arc::ptr_eq(&other, &again));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::frame::to_event;
+use super::frame::to_event_from;
 use super::outbox::{CloseReason, Outbox, Outgoing, SHUTDOWN, SocketIo};
 use super::registry::SlotGuard;
 
@@ -156,6 +156,8 @@ async fn serve(
     // asks the socket's readiness (a flag) instead of running tungstenite's read path.
     let mut drained = false;
     let mut flushed = false;
+    // The user name the last JSON frame gave: the next frame from the same user shares it.
+    let mut last_user = None;
     loop {
         let step = std::future::poll_fn(|cx| {
             let ready = outbox.poll_ready(cx);
@@ -198,7 +200,8 @@ async fn serve(
         match incoming {
             Some(Ok(Frame::Text(text))) => {
                 limits.admit().await;
-                bot.parse(to_event(text.as_str(), target)).await
+                bot.parse(to_event_from(text.as_str(), target, &mut last_user))
+                    .await
             }
             Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
             // Pings are answered by tungstenite; pongs answer our typing pings; a close
