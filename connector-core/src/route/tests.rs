@@ -8,15 +8,24 @@ use crate::context::SkillContext;
 use crate::events::Message;
 use crate::model::Event;
 use crate::skill::{Skill, Skills};
-use crate::testing::{MemoryConnector, TestBot};
+use crate::testing::{MemoryConnector, TestBot, TestRun};
 
-/// A router whose one skill reports each text it handles.
-fn router(seen: mpsc::UnboundedSender<String>) -> Router {
-    slow_router(seen, Duration::ZERO)
+/// A bot to run skills with, and a router whose one skill takes `delay`, then reports the
+/// text it handled on `handled`.
+struct Setup {
+    _run: TestRun,
+    bot: Bot,
+    handled: mpsc::UnboundedReceiver<String>,
+    router: Router,
 }
 
-/// A router whose one skill takes `delay`, then reports the text it handled.
-fn slow_router(seen: mpsc::UnboundedSender<String>, delay: Duration) -> Router {
+fn setup(delay: Duration) -> Setup {
+    let run = TestBot::new()
+        .connector(MemoryConnector::new("chat").0)
+        .start()
+        .unwrap();
+    let bot = run.bot().clone();
+    let (seen, handled) = mpsc::unbounded_channel();
     let skill = Skill::new("note", move |ctx: SkillContext| {
         let seen = seen.clone();
         async move {
@@ -32,7 +41,12 @@ fn slow_router(seen: mpsc::UnboundedSender<String>, delay: Duration) -> Router {
         timeout: None,
         error_reply: None,
     };
-    Router::new(runner, TaskTracker::new())
+    Setup {
+        _run: run,
+        bot,
+        handled,
+        router: Router::new(runner, TaskTracker::new()),
+    }
 }
 
 fn message(text: &str, target: &str) -> AnyEvent {
@@ -46,59 +60,54 @@ fn entries(router: &Router) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_conversation_ends_and_an_active_one_keeps_its_task() {
-    let run = TestBot::new()
-        .connector(MemoryConnector::new("chat").0)
-        .start()
-        .unwrap();
-    let bot = run.bot().clone();
-    let (seen, mut handled) = mpsc::unbounded_channel();
-    let router = router(seen);
+    let mut t = setup(Duration::ZERO);
 
-    assert!(router.route(&bot, message("a0", "a")).is_none());
-    assert!(router.route(&bot, message("b0", "b")).is_none());
-    let mut first = vec![handled.recv().await.unwrap(), handled.recv().await.unwrap()];
+    assert!(t.router.route(&t.bot, message("a0", "a")).is_none());
+    assert!(t.router.route(&t.bot, message("b0", "b")).is_none());
+    let mut first = vec![
+        t.handled.recv().await.unwrap(),
+        t.handled.recv().await.unwrap(),
+    ];
     first.sort();
     assert_eq!(first, ["a0", "b0"]);
-    assert_eq!(router.tracker.len(), 2);
+    assert_eq!(t.router.tracker.len(), 2);
 
     // `a` gets an event every 3 s for 30 s; `b` none: it ends within twice IDLE, `a` never.
     for i in 1..=10 {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(router.route(&bot, message(&format!("a{i}"), "a")).is_none());
-        assert_eq!(handled.recv().await.unwrap(), format!("a{i}"));
+        assert!(
+            t.router
+                .route(&t.bot, message(&format!("a{i}"), "a"))
+                .is_none()
+        );
+        assert_eq!(t.handled.recv().await.unwrap(), format!("a{i}"));
     }
-    assert_eq!(router.tracker.len(), 1, "b's task ended, a's did not");
-    assert_eq!(entries(&router), 1);
+    assert_eq!(t.router.tracker.len(), 1, "b's task ended, a's did not");
+    assert_eq!(entries(&t.router), 1);
 
     tokio::time::sleep(IDLE * 2 + Duration::from_secs(1)).await;
-    assert_eq!(router.tracker.len(), 0, "a's task ended once idle");
-    assert_eq!(entries(&router), 0);
+    assert_eq!(t.router.tracker.len(), 0, "a's task ended once idle");
+    assert_eq!(entries(&t.router), 0);
 
     // The next event starts the conversation again.
-    assert!(router.route(&bot, message("a-again", "a")).is_none());
-    assert_eq!(handled.recv().await.unwrap(), "a-again");
-    assert_eq!(router.tracker.len(), 1);
-    router.close();
-    router.tracker.close();
-    router.tracker.wait().await;
-    assert_eq!(entries(&router), 0);
+    assert!(t.router.route(&t.bot, message("a-again", "a")).is_none());
+    assert_eq!(t.handled.recv().await.unwrap(), "a-again");
+    assert_eq!(t.router.tracker.len(), 1);
+    t.router.close();
+    t.router.tracker.close();
+    t.router.tracker.wait().await;
+    assert_eq!(entries(&t.router), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_queued_while_a_skill_runs_are_all_handled_in_order() {
-    let run = TestBot::new()
-        .connector(MemoryConnector::new("chat").0)
-        .start()
-        .unwrap();
-    let bot = run.bot().clone();
-    let (seen, mut handled) = mpsc::unbounded_channel();
-    let router = router(seen);
+    let mut t = setup(Duration::ZERO);
     // Bursts and single events, so the task both finds events queued after a run and waits
     // with its waker registered when it took the last one.
     let mut sent = 0;
     for burst in [1, 5, 1, 1, 50, 1, 200, 1] {
         for _ in 0..burst {
-            if let Some(wait) = router.route(&bot, message(&sent.to_string(), "a")) {
+            if let Some(wait) = t.router.route(&t.bot, message(&sent.to_string(), "a")) {
                 wait.await;
             }
             sent += 1;
@@ -106,7 +115,7 @@ async fn events_queued_while_a_skill_runs_are_all_handled_in_order() {
         tokio::task::yield_now().await;
     }
     for expected in 0..sent {
-        let got = tokio::time::timeout(Duration::from_secs(10), handled.recv())
+        let got = tokio::time::timeout(Duration::from_secs(10), t.handled.recv())
             .await
             .expect("an event was not handled")
             .unwrap();
@@ -116,46 +125,34 @@ async fn events_queued_while_a_skill_runs_are_all_handled_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_run_still_handles_the_queue_and_ends_the_task() {
-    let run = TestBot::new()
-        .connector(MemoryConnector::new("chat").0)
-        .start()
-        .unwrap();
-    let bot = run.bot().clone();
-    let (seen, mut handled) = mpsc::unbounded_channel();
-    let router = slow_router(seen, Duration::from_millis(200));
+    let mut t = setup(Duration::from_millis(200));
     for text in ["1", "2", "3"] {
-        assert!(router.route(&bot, message(text, "a")).is_none());
+        assert!(t.router.route(&t.bot, message(text, "a")).is_none());
     }
     // Closed while the first event runs: the task takes the last one after shutdown began,
     // when nothing will wake it again, so it must not wait for a wake-up.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    router.close();
-    router.tracker.close();
-    tokio::time::timeout(Duration::from_secs(5), router.tracker.wait())
+    t.router.close();
+    t.router.tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), t.router.tracker.wait())
         .await
         .expect("the conversation's task did not end after shutdown");
     for text in ["1", "2", "3"] {
-        assert_eq!(handled.recv().await.unwrap(), text);
+        assert_eq!(t.handled.recv().await.unwrap(), text);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_queued_while_a_skill_waits_is_handled() {
-    let run = TestBot::new()
-        .connector(MemoryConnector::new("chat").0)
-        .start()
-        .unwrap();
-    let bot = run.bot().clone();
-    let (seen, mut handled) = mpsc::unbounded_channel();
-    let router = slow_router(seen, Duration::from_millis(100));
+    let mut t = setup(Duration::from_millis(100));
     // The first event empties the queue (the task's waker is registered as it takes it);
     // the second comes while the skill waits on its timer, and its wake-up is spent on the
     // skill's run: the task must look at its queue again afterwards.
-    assert!(router.route(&bot, message("1", "a")).is_none());
+    assert!(t.router.route(&t.bot, message("1", "a")).is_none());
     tokio::time::sleep(Duration::from_millis(30)).await;
-    assert!(router.route(&bot, message("2", "a")).is_none());
+    assert!(t.router.route(&t.bot, message("2", "a")).is_none());
     for text in ["1", "2"] {
-        let got = tokio::time::timeout(Duration::from_secs(5), handled.recv())
+        let got = tokio::time::timeout(Duration::from_secs(5), t.handled.recv())
             .await
             .expect("an event queued during a waiting run was never handled");
         assert_eq!(got.unwrap(), text);

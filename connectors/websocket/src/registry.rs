@@ -91,7 +91,8 @@ impl fmt::Display for SocketId {
     }
 }
 
-/// Ids are random already: hashing them again would only cost time.
+/// Ids are random already: hashing them again would only cost time. Addresses only need
+/// their bits spread.
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);
 
@@ -107,31 +108,18 @@ impl Hasher for IdHasher {
     fn write_u128(&mut self, n: u128) {
         self.0 = (n as u64) ^ ((n >> 64) as u64);
     }
-}
-
-type IdMap<V> = HashMap<SocketId, V, BuildHasherDefault<IdHasher>>;
-
-/// Spreads an address over the hash (its low bits are alignment, the same for all).
-#[derive(Default)]
-pub(crate) struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
+    /// An address (a key of the map by address): spread over the hash, its low bits being
+    /// alignment, the same for all.
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
+type IdMap<V> = HashMap<SocketId, V, BuildHasherDefault<IdHasher>>;
+
 /// Open sockets by the address of their id's text: the one `Arc<str>` that a socket's events
 /// carry as their target, and so do the replies to them.
-type AddressMap = HashMap<usize, Arc<Outbox>, BuildHasherDefault<AddressHasher>>;
+type AddressMap = HashMap<usize, Arc<Outbox>, BuildHasherDefault<IdHasher>>;
 
 /// The length of an id's text.
 const ID_LEN: usize = 36;
