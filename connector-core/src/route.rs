@@ -7,7 +7,8 @@
 //! its entry goes with it: one sweeper per bot looks at every conversation each [`IDLE`], so
 //! a conversation holds no timer of its own. The path costs no channel, no timer, and no task
 //! per event (a task per event cost more than the queue: its allocation and the copy of its
-//! future), and a conversation's task takes its queue's lock once per event.
+//! future), and a conversation's task takes its queue's lock once per event when the event's
+//! skills finish without waiting (twice when they wait).
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
