@@ -83,11 +83,7 @@ impl RawEvent {
     ) -> Result<(Self, T), serde_json::Error> {
         let json: Box<str> = text.into();
         let fields = serde_json::from_str::<T>(&json)?;
-        let raw = RawEvent(Arc::new(Inner {
-            json: Some(json),
-            value: OnceLock::new(),
-        }));
-        Ok((raw, fields))
+        Ok((Self::checked_json(json), fields))
     }
 
     /// [`RawEvent::parse_json`] for a `T` that borrows from `text` (`&str` or `Cow<str>`
@@ -118,11 +114,16 @@ impl RawEvent {
         text: &'a str,
     ) -> Result<(Self, T), serde_json::Error> {
         let fields = serde_json::from_str::<T>(text)?;
-        let raw = RawEvent(Arc::new(Inner {
-            json: Some(text.into()),
+        Ok((Self::checked_json(text.into()), fields))
+    }
+
+    /// Keeps `json`, which a parse just checked, as the payload; its `Value` is built when
+    /// first read.
+    fn checked_json(json: Box<str>) -> Self {
+        RawEvent(Arc::new(Inner {
+            json: Some(json),
             value: OnceLock::new(),
-        }));
-        Ok((raw, fields))
+        }))
     }
 
     /// The payload as a value, built from its text the first time it is asked for.

@@ -226,7 +226,6 @@ impl Registry {
         Claim::Ready(Some(SlotGuard {
             registry: self.clone(),
             id,
-            registered: false,
             text: None,
         }))
     }
@@ -287,9 +286,8 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 pub(crate) struct SlotGuard {
     registry: Arc<Registry>,
     id: SocketId,
-    registered: bool,
-    /// The socket's id text, once registered: held so that its address stays the socket's
-    /// while it is in the address map.
+    /// The socket's id text, once registered (in both maps): held so that its address stays
+    /// the socket's while it is in the address map.
     text: Option<Arc<str>>,
 }
 
@@ -306,7 +304,6 @@ impl SlotGuard {
         write(self.registry.address_shard(address)).insert(address, outbox.clone());
         self.registry.write_shard(self.id).insert(self.id, outbox);
         self.text = Some(text);
-        self.registered = true;
     }
 }
 
@@ -315,11 +312,9 @@ impl Drop for SlotGuard {
         if let Some(text) = self.text.take() {
             let address = text.as_ptr() as usize;
             write(self.registry.address_shard(address)).remove(&address);
-        }
-        if self.registered
-            && let Some(outbox) = self.registry.write_shard(self.id).remove(&self.id)
-        {
-            outbox.mark_gone();
+            if let Some(outbox) = self.registry.write_shard(self.id).remove(&self.id) {
+                outbox.mark_gone();
+            }
         }
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
     }
@@ -383,6 +378,14 @@ mod tests {
         let (_other_guard, other, other_text) = open(&registry);
         let found = |target: &str| registry.with_target(target, |o| o as *const Outbox);
         let this = Some(Arc::as_ptr(&outbox));
+        let by_address = |text: &Arc<str>| {
+            let address = text.as_ptr() as usize;
+            read(registry.address_shard(address)).contains_key(&address)
+        };
+        assert!(
+            by_address(&text),
+            "the socket's own text is in the map by address"
+        );
         // A copy: the same id at another address.
         let copy = text.to_string();
         // By address (the socket's own text), by decoding (a copy, either case).
@@ -395,6 +398,7 @@ mod tests {
         assert_eq!(found(&text[..ID_LEN - 1]), None);
         drop(guard);
         assert_eq!(found(&text), None, "closed: not found by its address");
+        assert!(!by_address(&text), "closed: gone from the map by address");
         assert_eq!(found(&copy), None, "closed: not found by its id");
         assert_eq!(found(&other_text), Some(Arc::as_ptr(&other)));
     }
