@@ -48,6 +48,18 @@ pub(crate) trait BotCore: Send + Sync + 'static {
     /// case, with no allocation); otherwise a future that queues it, waiting while the
     /// conversation's queue is full (backpressure).
     fn parse<'a>(&'a self, bot: &'a Bot, event: AnyEvent) -> Option<BoxFuture<'a, ()>>;
+    /// The filters `parse` applies before routing: `Ok` with the event when it goes to a
+    /// conversation of this process (the caller then queues it and [`BotCore::observe`]s
+    /// it); `Err` when it is dealt with otherwise (dropped, or published to the skills'
+    /// processes: a future to wait on then).
+    fn admit<'a>(&'a self, event: AnyEvent) -> Result<AnyEvent, Option<BoxFuture<'a, ()>>>;
+    /// Whether a test kit watches the events parsed.
+    fn observing(&self) -> bool;
+    /// Tells the test kit that `event` is queued (after, so that a test that waits for it
+    /// and then shuts down does not race the queueing).
+    fn observe(&self, event: AnyEvent);
+    /// The conversations.
+    fn router(&self) -> &crate::route::Router;
     /// The connector instance `name`, or the default connector.
     fn resolve(&self, name: Option<&str>) -> Result<&dyn Dispatch, SendError>;
     /// The connector instance `name` as `Any`, for typed handles.
@@ -97,15 +109,25 @@ impl Bot {
     /// `listen` called this. The bot's own messages are dropped (configurable with
     /// `runtime.ignore-own-messages`), and so is everything once shutdown has begun.
     pub async fn parse(&self, event: impl Into<AnyEvent>) {
-        let mut event = event.into();
+        let event = self.stamp(event.into());
+        if let Some(wait) = self.core.parse(self, event) {
+            wait.await;
+        }
+    }
+
+    /// `event`, with this handle's connector name if it names none.
+    pub(crate) fn stamp(&self, mut event: AnyEvent) -> AnyEvent {
         if event.meta().connector.is_none()
             && let Some(origin) = &self.origin
         {
             event.meta_mut().connector = Some(origin.clone());
         }
-        if let Some(wait) = self.core.parse(self, event) {
-            wait.await;
-        }
+        event
+    }
+
+    /// What the handle reaches the running bot through.
+    pub(crate) fn core(&self) -> &dyn BotCore {
+        &*self.core
     }
 
     /// Sends an event through the connector it names (`meta.connector`), or the default

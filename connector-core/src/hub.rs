@@ -147,22 +147,50 @@ impl Hub {
 
 impl BotCore for Hub {
     fn parse<'a>(&'a self, bot: &'a Bot, event: AnyEvent) -> Option<BoxFuture<'a, ()>> {
+        match self.admit(event) {
+            Ok(event) => {
+                let observed = self.observer.as_ref().map(|_| event.clone());
+                let wait = self.router.route(bot, event);
+                if let Some(event) = observed {
+                    self.observe(event);
+                }
+                wait
+            }
+            Err(wait) => wait,
+        }
+    }
+
+    fn admit<'a>(&'a self, event: AnyEvent) -> Result<AnyEvent, Option<BoxFuture<'a, ()>>> {
         if self.runtime.ignore_own_messages && self.is_own(&event) {
             tracing::trace!(event = event.name(), "ignoring the bot's own event");
-            return None;
-        }
-        if let Some(observer) = &self.observer {
-            let _ = observer.send(event.clone());
+            return Err(None);
         }
         if let Some(cluster) = &self.cluster
             && cluster.role == Role::Connectors
         {
-            return Some(cluster.transport.publish(event));
+            if let Some(observer) = &self.observer {
+                let _ = observer.send(event.clone());
+            }
+            return Err(Some(cluster.transport.publish(event)));
         }
         if !self.router.has_skills() {
-            return None;
+            return Err(None);
         }
-        self.router.route(bot, event)
+        Ok(event)
+    }
+
+    fn router(&self) -> &Router {
+        &self.router
+    }
+
+    fn observing(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    fn observe(&self, event: AnyEvent) {
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(event);
+        }
     }
 
     fn resolve(&self, name: Option<&str>) -> Result<&dyn Dispatch, SendError> {
