@@ -12,19 +12,17 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// Waits until the next frame may be handled. The wait reads the client more slowly, so
-    /// TCP pushes back on it; nothing is dropped.
-    pub(crate) async fn admit(&mut self) {
+    /// How long to wait before the next frame may be handled (zero: at once). The wait
+    /// reads the client more slowly, so TCP pushes back on it; nothing is dropped.
+    pub(crate) fn take(&mut self) -> Duration {
         if self.own.is_none() && self.global.is_none() {
-            return; // the default: no clock read on the per-frame path
+            return Duration::ZERO; // the default: no clock read on the per-frame path
         }
         let now = Instant::now();
         let mut wait = self.own.as_mut().map_or(Duration::ZERO, |b| b.take(now));
         if let Some(global) = &self.global {
             wait = wait.max(connector_core::sync::lock(global).take(now));
         }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        wait
     }
 }

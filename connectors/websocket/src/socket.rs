@@ -1,6 +1,7 @@
 //! One open websocket: its task reads client frames into the bot and writes the frames
 //! queued in its outbox, until the client leaves or the server closes it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -82,7 +83,12 @@ impl Socket {
             outbox.close(SHUTDOWN);
         }
         tracing::debug!(socket = %target, "websocket connected");
-        let end = serve(&outbox, &bot, &target, &mut limits).await;
+        // The socket's events are one conversation (their target is the socket): this task
+        // runs its skills between reads, rather than waking a task of the conversation's.
+        let mut conversation = Conversation::new(bot);
+        let end = serve(&outbox, &mut conversation, &target, &mut limits).await;
+        // A skill still running, and events still queued, go on in a task of their own.
+        drop(conversation);
         // Senders queue from here on; the close handshake has the stream to itself.
         if let Some(io) = outbox.detach() {
             close(io.ws, end).await;
@@ -146,7 +152,7 @@ enum Step {
 /// function holding the stream, so a turn builds and drops no future.
 async fn serve(
     outbox: &Outbox,
-    bot: &Bot,
+    conversation: &mut Conversation,
     target: &Arc<str>,
     limits: &mut crate::limits::Limits,
 ) -> End {
@@ -160,6 +166,9 @@ async fn serve(
     let mut last_user = None;
     loop {
         let step = std::future::poll_fn(|cx| {
+            // The skills of the frames read before (they may write replies: the stream is
+            // not held here).
+            let _ = conversation.poll_run(cx);
             let ready = outbox.poll_ready(cx);
             let mut io = outbox.io();
             let Some(io) = io.as_mut() else {
@@ -199,8 +208,18 @@ async fn serve(
         };
         match incoming {
             Some(Ok(Frame::Text(text))) => {
-                limits.admit().await;
-                bot.parse(to_event_from(text.as_str(), target, &mut last_user))
+                let wait = limits.take();
+                if !wait.is_zero() {
+                    // Skills that wait go on meanwhile.
+                    let mut sleep = std::pin::pin!(tokio::time::sleep(wait));
+                    std::future::poll_fn(|cx| {
+                        let _ = conversation.poll_run(cx);
+                        sleep.as_mut().poll(cx)
+                    })
+                    .await;
+                }
+                conversation
+                    .parse(to_event_from(text.as_str(), target, &mut last_user))
                     .await
             }
             Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
