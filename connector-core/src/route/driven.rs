@@ -31,6 +31,10 @@ pub(crate) struct Driven {
     tracker: TaskTracker,
     /// The conversation this one runs, once its first event made it (until shutdown).
     key: Option<u64>,
+    /// The connector name and target that event carried: a later event carrying the very
+    /// same ones (a socket stamps its one copy on every event) is known to be this
+    /// conversation's without hashing them.
+    claimed: Option<(Arc<str>, Arc<str>)>,
     /// Set by whoever takes the task's waker from the conversation's entry.
     nudge: Arc<AtomicBool>,
     /// The waker registered on the conversation (its identity), while the queue there is
@@ -72,6 +76,7 @@ impl super::Router {
             shared: self.shared.clone(),
             tracker: self.tracker.clone(),
             key: None,
+            claimed: None,
             nudge: Arc::new(AtomicBool::new(false)),
             registered: None,
             local: None,
@@ -90,7 +95,23 @@ impl Driven {
         if self.ended {
             return Offer::Elsewhere(event);
         }
-        let key = self.shared.key(&event);
+        let key = match (self.key, &self.claimed) {
+            (Some(own), Some((connector, target)))
+                if event
+                    .meta()
+                    .connector
+                    .as_ref()
+                    .is_some_and(|c| Arc::ptr_eq(c, connector))
+                    && event
+                        .meta()
+                        .target
+                        .as_ref()
+                        .is_some_and(|t| Arc::ptr_eq(t, target)) =>
+            {
+                own
+            }
+            _ => self.shared.key(&event),
+        };
         if let Some(own) = self.key {
             if own != key {
                 return Offer::Elsewhere(event);
@@ -133,6 +154,8 @@ impl Driven {
                     // the key then): route it the usual way rather than lose it.
                     return Offer::Elsewhere(event);
                 }
+                let meta = event.meta();
+                self.claimed = meta.connector.clone().zip(meta.target.clone());
                 let mut queue = VecDeque::new();
                 queue.push_back(event);
                 entry.insert(Conversation {
