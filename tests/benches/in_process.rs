@@ -4,7 +4,9 @@
 //!
 //! `echo_round_trip/current_thread` and `/multi_thread` inject from outside the runtime (the
 //! benchmark's thread), so on the multi-thread runtime every round trip crosses threads twice;
-//! `/multi_thread_in_task` injects from a task on the runtime, as a connector does.
+//! `/multi_thread_in_task` injects from a task on the runtime, as a connector does;
+//! `/multi_thread_conversation` parses from such a task through a [`Conversation`], which
+//! runs the skill in that task (as the websocket connector's sockets do).
 //!
 //! `cargo bench -p connector-tests --bench in_process`
 
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// A running bot with one memory connector and the given skills.
 struct Harness {
+    bot: Bot,
     remote: connector_core::testing::MemoryRemote,
     sent: mpsc::UnboundedReceiver<AnyEvent>,
     stop: Option<oneshot::Sender<()>>,
@@ -31,12 +34,14 @@ fn start(rt: &Runtime, skills: Vec<Skill>) -> Harness {
         builder = builder.skill(skill);
     }
     let runner = builder.build_bare().expect("the bot builds");
+    let bot = runner.bot();
     let sent = remote.take_sent().expect("the sent queue");
     let (stop, stop_rx) = oneshot::channel::<()>();
     rt.spawn(runner.run_until(async move {
         let _ = stop_rx.await;
     }));
     Harness {
+        bot,
         remote,
         sent,
         stop: Some(stop),
@@ -99,6 +104,32 @@ fn bench(c: &mut Criterion) {
                             black_box(h.round_trip("hello").await);
                         }
                         (h, start.elapsed())
+                    });
+                    let (h, elapsed) = rt.block_on(task).expect("the task");
+                    slot = Some(h);
+                    elapsed
+                })
+            });
+            // From such a task, through a conversation the task runs itself. Another target
+            // than the round trips above, whose conversation still has its own task.
+            group.bench_function("echo_round_trip/multi_thread_conversation", |b| {
+                b.iter_custom(|iters| {
+                    let mut h = slot.take().expect("the harness");
+                    let task = rt.spawn(async move {
+                        let mut conversation = Conversation::new(h.bot.clone());
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            let hello = Message::new("hello")
+                                .user("ann")
+                                .target("lobby-2")
+                                .connector("chat");
+                            conversation.parse(hello).await;
+                            std::future::poll_fn(|cx| conversation.poll_run(cx)).await;
+                            black_box(h.sent.recv().await.expect("a reply"));
+                        }
+                        let elapsed = start.elapsed();
+                        drop(conversation);
+                        (h, elapsed)
                     });
                     let (h, elapsed) = rt.block_on(task).expect("the task");
                     slot = Some(h);
