@@ -19,7 +19,10 @@
 # Options (environment): CLIENTS=100, MSGS=100 (per client; DHAT's second run doubles it),
 # STAGES=1 (build without the release profile's LTO, so the stages are not inlined away),
 # CACHE=1 (callgrind also simulates the caches and prints misses per echo: I1mr/D1mr/D1mw
-# are first-level misses, ILmr/DLmr/DLmw last-level ones),
+# are first-level misses, ILmr/DLmr/DLmw last-level ones), CACHE_LL=524288,8,64 (the last
+# level valgrind simulates: this one is a 512 KiB second-level cache, as one core of the
+# machine has; by default valgrind takes the machine's last level, here a 512 MiB one that
+# nothing misses),
 # FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat",
 # BOT (a `bot` binary
 # to measure instead of this checkout's), PORT_BASE=18500, BENCH_DIR=/tmp/connector-bench.
@@ -122,7 +125,7 @@ for server in $SERVERS; do
 
   # 1. Instructions.
   case " ${PHASES:-cg strace dhat} " in *" cg "*)
-  cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes)
+  cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes ${CACHE_LL:+--LL=$CACHE_LL})
   start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
     valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$RUN/$server.cg"
   load 5 > /dev/null
@@ -134,13 +137,14 @@ for server in $SERVERS; do
   dump=$RUN/$server.cg.1   # callgrind numbers the dumps it is asked for
   if [ "$server" = ours ]; then
     stages=(
-      "every task on the runtime (the socket's and the conversation's)=TrackedFuture<F> as core::future::future::Future>::poll"
+      "every task on the runtime (the sockets')=TrackedFuture<F> as core::future::future::Future>::poll"
       "socket task: reading frames (tungstenite read_frame)=FrameCodec::read_frame"
       "socket task: frame to event (to_event)=connector_websocket::socket::to_event"
-      "socket task: parse until queued (Hub::parse)=connector_core::hub::Hub as connector_core::bot::BotCore>::parse"
-      "conversation task: next event (route::Shared::next)=connector_core::route::Shared::next"
-      "conversation task: planning (Skills::plan)=Skills>::plan|skill::plan::.*::plan"
-      "conversation task: skill, respond, dispatch, write (run_guarded)=connector_core::worker::run_guarded"
+      "socket task: parse until queued (Conversation::parse)=connector_core::conversation::Conversation::parse"
+      "socket task: its conversation's runs (Driven::poll_run)=connector_core::route::driven::Driven::poll_run"
+      "  next event when another task queued one (route::Shared::next)=connector_core::route::Shared::next"
+      "  planning (Skills::plan)=Skills>::plan|skill::plan::.*::plan"
+      "  skill, respond, dispatch, write (run_guarded)=connector_core::worker::run_guarded"
       "  respond (prepare_response)=connector_core::respond::prepare_response"
       "  the connector's send (Outbox::push, the write included)=connector_websocket::(outbox::Outbox|registry::Outbox|Websocket)::push"
     )
