@@ -25,6 +25,11 @@ use crate::route::{Driven, Offer};
 /// conversations go the way [`Bot::parse`] sends them. When the handle is dropped, a run
 /// still going and the events still queued go on in a task of their own.
 ///
+/// Queued events run only in [`Conversation::poll_run`]: the task that holds the handle
+/// calls it whenever it is woken, until it drops the handle. Shutdown waits (up to
+/// `runtime.shutdown-timeout`) for each conversation to run what was queued before it began,
+/// so a task that stops polling must drop the handle.
+///
 /// ```
 /// use connector_core::prelude::*;
 /// use tokio::sync::mpsc;

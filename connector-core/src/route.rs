@@ -9,6 +9,12 @@
 //! per event (a task per event cost more than the queue: its allocation and the copy of its
 //! future), and a conversation's task takes its queue's lock once per event when the event's
 //! skills finish without waiting (twice when they wait).
+//!
+//! A conversation can also be run by a connector's own task instead of one of its own
+//! (`driven.rs`, behind [`crate::conversation::Conversation`]): its entry is the same, marked
+//! `driven`, so events other tasks parse for it queue there and wake that task; the sweeper
+//! leaves it alone, shutdown gives it a tracker token until its queue has run, and when the
+//! connector's task lets it go, what is left gets a task of its own.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
@@ -79,7 +85,7 @@ struct Conversation {
     /// Set by the sweeper when no event came for a whole period: the task ends once its
     /// queue is empty, unless an event comes first.
     retire: bool,
-    /// Run by a connector's own task (a [`crate::bot::Conversation`]) instead of a task
+    /// Run by a connector's own task (a [`crate::conversation::Conversation`]) instead of a task
     /// of its own: `waiting` is then that task's waker, and the sweeper leaves it alone.
     driven: bool,
     /// Given to a driven conversation when shutdown begins, dropped when it has run what
@@ -92,6 +98,22 @@ struct Conversation {
 }
 
 impl Conversation {
+    /// A conversation whose first event is `event`, run by a connector's task when it comes
+    /// with that task's `nudge` (see [`Driven`]).
+    fn first(event: AnyEvent, nudge: Option<Arc<AtomicBool>>) -> Self {
+        let mut queue = VecDeque::new();
+        queue.push_back(event);
+        Self {
+            queue,
+            waiting: None,
+            active: true,
+            retire: false,
+            driven: nudge.is_some(),
+            hold: None,
+            nudge,
+        }
+    }
+
     /// Takes the registered waker, telling a driven conversation's task so.
     fn take_waiting(&mut self) -> Option<Waker> {
         if let Some(nudge) = &self.nudge {
@@ -195,17 +217,7 @@ impl Router {
                 conversation.take_waiting()
             }
             Entry::Vacant(entry) => {
-                let mut queue = VecDeque::new();
-                queue.push_back(event);
-                entry.insert(Conversation {
-                    queue,
-                    waiting: None,
-                    active: true,
-                    retire: false,
-                    driven: false,
-                    hold: None,
-                    nudge: None,
-                });
+                entry.insert(Conversation::first(event, None));
                 // Spawned under the lock, so `close` cannot slip in between and let shutdown
                 // stop waiting before this task is tracked.
                 let shared = self.shared.clone();
@@ -401,25 +413,13 @@ pub(crate) struct Parts {
     plan: Vec<Planned>,
 }
 
-/// One event's run in a driven conversation, owning what it needs and giving it back when
-/// done, so that a task can take it over. Boxed per event rather than kept in one place for
-/// the conversation's life: at 1000 connections a block the allocator just had back is in
-/// the cache, a connection's own is not (callgrind at 1000 clients: 11 more cache misses an
-/// echo with one per conversation, for 54 fewer instructions).
+/// The rest of an event's run in a driven conversation (its skills' first polls were made
+/// in place), owning what it needs and giving it back when done, so that a task can take it
+/// over. Boxed per event that needs it rather than kept in one place for the conversation's
+/// life: at 1000 connections a block the allocator just had back is in the cache, a
+/// connection's own is not (callgrind at 1000 clients: 11 more cache misses an echo with one
+/// per conversation, for 54 fewer instructions).
 type Run = Pin<Box<dyn Future<Output = Parts> + Send>>;
-
-/// Runs the skills on `event` (see [`Run`]).
-fn run_one(mut parts: Parts, event: AnyEvent) -> Run {
-    Box::pin(async move {
-        let Parts {
-            shared,
-            scope,
-            plan,
-        } = &mut parts;
-        shared.runner.handle(scope, event, plan).await;
-        parts
-    })
-}
 
 async fn converse_with(mut parts: Parts, key: u64) {
     let shared = parts.shared.clone();

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use crate::bot::Bot;
 use crate::context::{Scope, SkillContext, SkillFn, SkillInfo};
+use crate::dispatch::BoxFuture;
+use crate::error::BoxError;
 use crate::model::AnyEvent;
 use crate::skill::{Planned, Skills};
 
@@ -55,19 +57,85 @@ impl SkillRunner {
     }
 
     /// Runs the planned skills one after another, isolating failures and panics.
-    async fn run(&self, scope: &Arc<Scope>, plan: impl Iterator<Item = Planned>) {
+    pub(crate) async fn run(&self, scope: &Arc<Scope>, plan: impl Iterator<Item = Planned>) {
         for p in plan {
-            let (info, func) = self.skills.get(p.index);
+            let index = p.index;
             let trigger = p.event.clone();
-            let ctx = SkillContext::new(scope.clone(), p.index, p.event, p.groups);
-            // The error reply is boxed: its future would otherwise make every conversation's
-            // task larger, for a path most events never take.
-            if run_guarded(info, func, ctx, self.timeout).await.is_err()
-                && let Some(reply) = self.error_reply.as_deref()
-                && let Err(e) = Box::pin(scope.bot.respond(&trigger, reply.to_owned())).await
-            {
-                tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
+            let mut call = self.call(scope, p);
+            let waiting = match poll_once(&mut call).await {
+                Some(outcome) => {
+                    if self.settle(index, &trigger, outcome).is_ok() || self.error_reply.is_none() {
+                        continue;
+                    }
+                    None
+                }
+                None => Some(call),
+            };
+            // Boxed: the timeout's timer and the error reply would otherwise make every
+            // conversation's task larger, for what most events never need.
+            Box::pin(self.finish(scope, index, trigger, waiting)).await;
+        }
+    }
+
+    /// Plans the skills for `event` into `plan` (empty before); `false` when none matched.
+    pub(crate) fn plan_into(
+        &self,
+        scope: &Scope,
+        event: &AnyEvent,
+        plan: &mut Vec<Planned>,
+    ) -> bool {
+        let bot = &scope.bot;
+        self.skills.plan(
+            event,
+            &|connector, name| bot.lookup_target(connector, name),
+            plan,
+        );
+        if plan.is_empty() {
+            tracing::trace!(event = event.name(), "no skill matched");
+            return false;
+        }
+        true
+    }
+
+    /// Calls planned skill `p`: its future, not polled yet, its panics caught.
+    pub(crate) fn call(&self, scope: &Arc<Scope>, p: Planned) -> Call {
+        let (_, func) = self.skills.get(p.index);
+        let ctx = SkillContext::new(scope.clone(), p.index, p.event, p.groups);
+        CatchUnwind(AssertUnwindSafe(func.call(ctx)))
+    }
+
+    /// Skill `index`'s outcome on `trigger`; a failure is logged (see [`run_guarded`]).
+    pub(crate) fn settle(
+        &self,
+        index: usize,
+        trigger: &AnyEvent,
+        outcome: Polled,
+    ) -> Result<(), String> {
+        settle(self.skills.get(index).0, trigger.name(), outcome)
+    }
+
+    /// The rest of skill `index`'s run on `trigger`: `waiting` (its call, still running after
+    /// its first poll) bounded by `runtime.skill-timeout` from now, or nothing (it failed);
+    /// then the error reply if it failed.
+    pub(crate) async fn finish(
+        &self,
+        scope: &Scope,
+        index: usize,
+        trigger: AnyEvent,
+        waiting: Option<Call>,
+    ) {
+        let info = self.skills.get(index).0;
+        let failed = match waiting {
+            Some(call) => {
+                settle(info, trigger.name(), wait_guarded(call, self.timeout).await).is_err()
             }
+            None => true,
+        };
+        if failed
+            && let Some(reply) = self.error_reply.as_deref()
+            && let Err(e) = scope.bot.respond(&trigger, reply.to_owned()).await
+        {
+            tracing::warn!(skill = %info.name, error = %e, "could not send the error reply");
         }
     }
 
@@ -97,20 +165,38 @@ pub(crate) async fn run_guarded(
 ) -> Result<(), String> {
     let event = ctx.event().name();
     let mut call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
-    let outcome = match timeout {
-        // Most skills answer without waiting on anything (the reply is queued, not yet
-        // written): the timer is armed only for a skill that is still running after its
-        // first poll, which nothing could have interrupted anyway. The timer is boxed then,
-        // so that it takes no room in every conversation's task.
-        Some(limit) => match poll_once(&mut call).await {
-            Some(outcome) => outcome,
-            None => match Box::pin(tokio::time::timeout(limit, call)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
-            },
+    // Most skills answer without waiting on anything (the reply is queued, not yet
+    // written): the timer is armed only for a skill that is still running after its first
+    // poll, which nothing could have interrupted anyway. The timer is boxed then, so that
+    // it takes no room in every conversation's task.
+    let outcome = match poll_once(&mut call).await {
+        Some(outcome) => outcome,
+        None if timeout.is_none() => call.await,
+        None => Box::pin(wait_guarded(call, timeout)).await,
+    };
+    settle(info, event, outcome)
+}
+
+/// A skill's call: its boxed future, its panics caught.
+pub(crate) type Call = CatchUnwind<BoxFuture<'static, Result<(), BoxError>>>;
+
+/// What a skill's call gives: its own result, or the panic it raised.
+pub(crate) type Polled = Result<Result<(), BoxError>, Box<dyn std::any::Any + Send>>;
+
+/// The rest of a call still running after its first poll: bounded by `timeout` from now.
+async fn wait_guarded(call: Call, timeout: Option<Duration>) -> Polled {
+    match timeout {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Ok(Err(format!("timed out after {limit:?}").into())),
         },
         None => call.await,
-    };
+    }
+}
+
+/// Skill `info`'s `outcome` on an `event`: a failure or panic logged at ERROR with both
+/// names and returned as text.
+fn settle(info: &SkillInfo, event: &str, outcome: Polled) -> Result<(), String> {
     let failure = match outcome {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(error)) => error.to_string(),

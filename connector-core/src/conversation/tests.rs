@@ -270,3 +270,99 @@ async fn events_of_other_conversations_go_to_their_own_tasks() {
     here.await.unwrap();
     run.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_panics_and_timeouts_in_the_callers_task_get_the_error_reply_in_order() {
+    let (tx, mut seen) = mpsc::unbounded_channel::<String>();
+    let note = Skill::new("note", move |ctx: SkillContext| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(ctx.text().to_owned());
+        }
+    })
+    .catchall_messages();
+    let boom = Skill::new("boom", |ctx: SkillContext| async move {
+        if ctx.text() == "boom" {
+            panic!("boom");
+        }
+    })
+    .regex("^boom");
+    let fail = Skill::new("fail", |_ctx: SkillContext| async move {
+        Err::<(), crate::BoxError>("no".into())
+    })
+    .regex("^fail");
+    let slow = Skill::new("slow", |_ctx: SkillContext| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .regex("^slow");
+    let (chat, _remote) = MemoryConnector::new("chat");
+    let mut run = TestBot::new()
+        .connector(chat)
+        .skill(note)
+        .skill(boom)
+        .skill(fail)
+        .skill(slow)
+        .runtime(|r| {
+            r.skill_timeout = Some(Duration::from_millis(100));
+            r.error_reply = Some("sorry".into());
+        })
+        .start()
+        .unwrap();
+    let mut conversation = Conversation::new(run.bot().clone());
+    for text in ["boom", "fail", "slow", "ok"] {
+        conversation.parse(message(text, "room")).await;
+    }
+    run_all(&mut conversation).await;
+    for _ in 0..3 {
+        let reply = run.next_sent().await.expect("an error reply");
+        assert_eq!(reply.text(), Some("sorry"));
+        assert_eq!(reply.meta().target.as_deref(), Some("room"));
+    }
+    // "ok" ran after the three failures had been answered (the queue's order).
+    assert_eq!(seen.try_recv().ok().as_deref(), Some("ok"));
+    // Shutdown waits for a conversation still held (and no longer polled) to run its
+    // queue: let it go first.
+    drop(conversation);
+    run.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_that_waits_holds_the_skills_after_it_on_the_same_event() {
+    let (tx, mut seen) = mpsc::unbounded_channel::<String>();
+    let first_tx = tx.clone();
+    let always = Skill::new("always", move |ctx: SkillContext| {
+        let tx = first_tx.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(format!("always:{}", ctx.text()));
+        }
+    })
+    .always();
+    let two = Skill::new("two", move |ctx: SkillContext| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(format!("regex:{}", ctx.text()));
+        }
+    })
+    .regex("^two");
+    let run = TestBot::new()
+        .connector(MemoryConnector::new("chat").0)
+        .skill(always)
+        .skill(two)
+        .start()
+        .unwrap();
+    let mut conversation = Conversation::new(run.bot().clone());
+    conversation.parse(message("two", "room")).await;
+    conversation.parse(message("three", "room")).await;
+    run_all(&mut conversation).await;
+    let mut got = Vec::new();
+    while let Ok(text) = seen.try_recv() {
+        // (The always skill also sees the bot's own lifecycle events, which have no text.)
+        if text != "always:" {
+            got.push(text);
+        }
+    }
+    assert_eq!(got, ["always:two", "regex:two", "always:three"]);
+    drop(conversation);
+    run.shutdown().await.unwrap();
+}

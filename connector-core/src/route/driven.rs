@@ -1,4 +1,5 @@
-//! A conversation run by a connector's own task (what [`crate::bot::Conversation`] wraps).
+//! A conversation run by a connector's own task (what
+//! [`crate::conversation::Conversation`] wraps).
 //!
 //! Its entry in the router is the one a conversation with a task of its own would have,
 //! marked `driven`: events that other tasks parse for it are queued there and wake the
@@ -7,17 +8,19 @@
 //! each time it is woken, instead of a task that the event's arrival has to wake (a
 //! scheduling round and, often, the other core's caches).
 
-use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use tokio_util::task::TaskTracker;
 
-use super::{CONVERSATION_QUEUE, Conversation, Next, Parts, Run, Shared, converse_after, run_one};
+use super::{CONVERSATION_QUEUE, Conversation, Next, Parts, Run, Shared, converse_after};
 use crate::bot::Bot;
 use crate::model::AnyEvent;
+use crate::skill::Planned;
 
 /// A conversation whose runs the connector's task polls.
 ///
@@ -156,17 +159,7 @@ impl Driven {
                 }
                 let meta = event.meta();
                 self.claimed = meta.connector.clone().zip(meta.target.clone());
-                let mut queue = VecDeque::new();
-                queue.push_back(event);
-                entry.insert(Conversation {
-                    queue,
-                    waiting: None,
-                    active: true,
-                    retire: false,
-                    driven: true,
-                    hold: None,
-                    nudge: Some(self.nudge.clone()),
-                });
+                entry.insert(Conversation::first(event, Some(self.nudge.clone())));
                 self.key = Some(key);
                 self.registered = None;
                 if self.parts.is_none() && self.run.is_none() {
@@ -199,7 +192,7 @@ impl Driven {
                 return Poll::Ready(());
             };
             if let Some(event) = self.local.take() {
-                self.run = Some(run_one(parts, event));
+                self.begin(parts, event, cx);
                 continue;
             }
             if self.registered == Some(identity(cx.waker())) && !self.nudge.load(Ordering::Acquire)
@@ -211,7 +204,7 @@ impl Driven {
                 Next::Event { event, last } => {
                     // `last`: the waker is registered, and the queue is empty.
                     self.registered = last.then(|| identity(cx.waker()));
-                    self.run = Some(run_one(parts, event));
+                    self.begin(parts, event, cx);
                 }
                 Next::Wait => {
                     self.registered = Some(identity(cx.waker()));
@@ -228,6 +221,54 @@ impl Driven {
                 }
             }
         }
+    }
+}
+
+impl Driven {
+    /// Runs the skills on `event`, each called and polled once right here: most answer in
+    /// that poll, and the event then costs no boxed run. The first that waits (or whose
+    /// failure owes the error reply), and the skills after it, go on in a boxed run.
+    fn begin(&mut self, mut parts: Parts, event: AnyEvent, cx: &mut Context<'_>) {
+        let runner = &parts.shared.runner;
+        if !runner.plan_into(&parts.scope, &event, &mut parts.plan) {
+            self.parts = Some(parts);
+            return;
+        }
+        drop(event);
+        let mut plan = std::mem::take(&mut parts.plan);
+        let mut planned = plan.drain(..);
+        let mut left = None;
+        for p in planned.by_ref() {
+            let index = p.index;
+            let trigger = p.event.clone();
+            let mut call = runner.call(&parts.scope, p);
+            match Pin::new(&mut call).poll(cx) {
+                Poll::Ready(outcome) => {
+                    if runner.settle(index, &trigger, outcome).is_ok()
+                        || runner.error_reply.is_none()
+                    {
+                        continue;
+                    }
+                    left = Some((index, trigger, None));
+                }
+                Poll::Pending => left = Some((index, trigger, Some(call))),
+            }
+            break;
+        }
+        let rest: Vec<Planned> = planned.collect();
+        parts.plan = plan;
+        let Some((index, trigger, waiting)) = left else {
+            self.parts = Some(parts);
+            return;
+        };
+        self.run = Some(Box::pin(async move {
+            let Parts { shared, scope, .. } = &parts;
+            shared.runner.finish(scope, index, trigger, waiting).await;
+            if !rest.is_empty() {
+                shared.runner.run(scope, rest.into_iter()).await;
+            }
+            parts
+        }));
     }
 }
 
