@@ -85,7 +85,7 @@ impl Conversation {
         let driven = driven.get_or_insert_with(|| core.router().driven());
         let mut event = Some(event);
         let elsewhere = std::future::poll_fn(|cx| {
-            let mut ran = false;
+            let mut waited = false;
             loop {
                 let Some(next) = event.take() else {
                     return Poll::Ready(None);
@@ -98,10 +98,10 @@ impl Conversation {
                 // Full: run the queue; a run that waits has taken an event, so look once
                 // more before waiting for it.
                 if driven.poll_run(cx).is_pending() {
-                    if ran {
+                    if waited {
                         return Poll::Pending;
                     }
-                    ran = true;
+                    waited = true;
                 }
             }
         })

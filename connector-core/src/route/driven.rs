@@ -188,8 +188,11 @@ impl Driven {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            let (Some(key), Some(parts)) = (self.key, self.parts.take()) else {
+            let Some(key) = self.key else {
                 return Poll::Ready(());
+            };
+            let Some(parts) = self.parts.take() else {
+                return Poll::Ready(()); // not expected: claimed, and no run has them
             };
             if let Some(event) = self.local.take() {
                 self.begin(parts, event, cx);
