@@ -37,14 +37,7 @@ impl SkillRunner {
         event: AnyEvent,
         plan: &mut Vec<Planned>,
     ) {
-        let bot = &scope.bot;
-        self.skills.plan(
-            &event,
-            &|connector, name| bot.lookup_target(connector, name),
-            plan,
-        );
-        if plan.is_empty() {
-            tracing::trace!(event = event.name(), "no skill matched");
+        if !self.plan_into(scope, &event, plan) {
             return;
         }
         drop(event);
