@@ -73,6 +73,11 @@
 //! and allocates its write buffer only when it has something to send; hyper's buffer from
 //! the upgrade is let go before the socket runs.
 //!
+//! **Skills.** A socket's events are one conversation (their target is the socket), and the
+//! socket's task runs that conversation's skills itself, between reads
+//! ([`connector_core::Conversation`]), rather than waking a task of the conversation's for
+//! each event; a skill that waits does not stop the reading.
+//!
 //! **Replies.** A reply that finds its socket idle is written at once by the task that sends
 //! it; otherwise it waits in the socket's queue (`send-queue`) for the socket's task. Either
 //! way frames leave in the order they were sent.
