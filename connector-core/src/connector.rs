@@ -15,6 +15,7 @@ use crate::dispatch::Dispatch;
 use crate::error::{ConnectorError, SendError};
 use crate::events::Typing;
 use crate::model::{AnyEvent, Event, EventKind};
+use crate::sync::{read, write};
 
 pub use crate::dispatch::BoxFuture;
 
@@ -275,43 +276,26 @@ impl<C> ConnectorState<C> {
     }
     /// The default target.
     pub fn default_target(&self) -> Option<Arc<str>> {
-        match self.default_target.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.default_target).clone()
     }
     /// Changes the default target (a connector may learn it in `connect`).
     pub fn set_default_target(&self, target: Option<&str>) {
         let value = target.map(Arc::from);
-        match self.default_target.write() {
-            Ok(mut t) => *t = value,
-            Err(poisoned) => *poisoned.into_inner() = value,
-        }
+        *write(&self.default_target) = value;
     }
     /// Who the bot is on the service.
     pub fn identity(&self) -> Arc<str> {
-        match self.identity.read() {
-            Ok(id) => id.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.identity).clone()
     }
     /// Whether `user` is the bot itself (without cloning the identity).
     pub fn is_identity(&self, user: &str) -> bool {
-        match self.identity.read() {
-            Ok(id) => !id.is_empty() && **id == *user,
-            Err(poisoned) => {
-                let id = poisoned.into_inner();
-                !id.is_empty() && **id == *user
-            }
-        }
+        let id = read(&self.identity);
+        !id.is_empty() && **id == *user
     }
     /// Changes who the bot is on the service.
     pub fn set_identity(&self, identity: &str) {
         let value = Arc::from(identity);
-        match self.identity.write() {
-            Ok(mut id) => *id = value,
-            Err(poisoned) => *poisoned.into_inner() = value,
-        }
+        *write(&self.identity) = value;
     }
     /// Whether this instance is the default connector.
     pub fn is_default(&self) -> bool {
@@ -327,20 +311,20 @@ impl<C> ConnectorState<C> {
     }
     /// The bot's memory, or (outside a bot) a process-local one kept from the first call.
     pub fn memory(&self) -> crate::memory::Memory {
-        if let Some(memory) = read_lock(&self.memory).as_ref() {
+        if let Some(memory) = read(&self.memory).as_ref() {
             return memory.clone();
         }
-        write_lock(&self.memory)
+        write(&self.memory)
             .get_or_insert_with(crate::memory::Memory::in_process)
             .clone()
     }
     /// Gives the connector the bot's memory (the runtime does, before `connect`).
     pub fn set_memory(&self, memory: crate::memory::Memory) {
-        *write_lock(&self.memory) = Some(memory);
+        *write(&self.memory) = Some(memory);
     }
     /// Records what the configured room name `name` stands for.
     pub fn name_target(&self, name: &str, target: &str) {
-        let mut targets = write_lock(&self.targets);
+        let mut targets = write(&self.targets);
         let target: Arc<str> = Arc::from(target);
         match targets.iter_mut().find(|(n, _)| n == name) {
             Some(entry) => entry.1 = target,
@@ -349,20 +333,11 @@ impl<C> ConnectorState<C> {
     }
     /// What the configured room name `name` stands for, if the connector said.
     pub fn lookup_target(&self, name: &str) -> Option<Arc<str>> {
-        read_lock(&self.targets)
+        read(&self.targets)
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| t.clone())
     }
-}
-
-fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The object-safe view of a connector the runtime stores; implemented for every

@@ -12,6 +12,7 @@
 //! `parse` wait, running the queue meanwhile; a skill that waits does not stop the task from
 //! reading; and shutdown waits until what was queued has run.
 
+use std::future::Future;
 use std::task::{Context, Poll};
 
 use crate::bot::Bot;
@@ -26,7 +27,8 @@ use crate::route::{Driven, Offer};
 /// still going and the events still queued go on in a task of their own.
 ///
 /// Queued events run only in [`Conversation::poll_run`]: the task that holds the handle
-/// calls it whenever it is woken, until it drops the handle. Shutdown waits (up to
+/// calls it whenever it is woken, until it drops the handle (and awaits anything else
+/// through [`Conversation::run_while`]). Shutdown waits (up to
 /// `runtime.shutdown-timeout`) for each conversation to run what was queued before it began,
 /// so a task that stops polling must drop the handle.
 ///
@@ -113,6 +115,27 @@ impl Conversation {
         if let Some(wait) = wait {
             wait.await;
         }
+    }
+
+    /// Awaits `future` while running this conversation's skills: for a task that waits on
+    /// something else (a rate limit, a slow write) without holding its skills up meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use connector_core::prelude::*;
+    ///
+    /// async fn throttle(conversation: &mut Conversation, wait: Duration) {
+    ///     conversation.run_while(tokio::time::sleep(wait)).await;
+    /// }
+    /// # let _ = throttle;
+    /// ```
+    pub async fn run_while<F: Future>(&mut self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            let _ = self.poll_run(cx);
+            future.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// Runs the skills of the events queued on this conversation, in order, until one

@@ -168,8 +168,8 @@ impl BotCore for Hub {
         if let Some(cluster) = &self.cluster
             && cluster.role == Role::Connectors
         {
-            if let Some(observer) = &self.observer {
-                let _ = observer.send(event.clone());
+            if self.observing() {
+                self.observe(event.clone());
             }
             return Err(Some(cluster.transport.publish(event)));
         }

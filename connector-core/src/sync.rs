@@ -1,6 +1,6 @@
 //! Small synchronisation helpers shared by the runtime and the connectors.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `mutex`, recovering the guard if another thread panicked while holding it.
 ///
@@ -22,8 +22,27 @@ use std::sync::{Mutex, MutexGuard};
 /// assert_eq!(*connector_core::sync::lock(&m), 2);
 /// ```
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for a reader of a `std::sync::RwLock`: the guard, recovered after a panic.
+///
+/// ```
+/// use std::sync::RwLock;
+/// let m = RwLock::new(1);
+/// let _ = std::panic::catch_unwind(|| {
+///     let _g = m.write().unwrap();
+///     panic!("a skill panicked");
+/// });
+/// assert_eq!(*connector_core::sync::read(&m), 1);
+/// *connector_core::sync::write(&m) += 1;
+/// assert_eq!(*connector_core::sync::read(&m), 2);
+/// ```
+pub fn read<T: ?Sized>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for a writer of a `std::sync::RwLock` (see [`read`]).
+pub fn write<T: ?Sized>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }

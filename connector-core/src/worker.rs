@@ -52,22 +52,47 @@ impl SkillRunner {
     /// Runs the planned skills one after another, isolating failures and panics.
     pub(crate) async fn run(&self, scope: &Arc<Scope>, plan: impl Iterator<Item = Planned>) {
         for p in plan {
-            let index = p.index;
-            let trigger = p.event.clone();
-            let mut call = self.call(scope, p);
-            let waiting = match poll_once(&mut call).await {
-                Some(outcome) => {
-                    if self.settle(index, &trigger, outcome).is_ok() || self.error_reply.is_none() {
-                        continue;
-                    }
-                    None
-                }
-                None => Some(call),
-            };
-            // Boxed: the timeout's timer and the error reply would otherwise make every
-            // conversation's task larger, for what most events never need.
-            Box::pin(self.finish(scope, index, trigger, waiting)).await;
+            let mut p = Some(p);
+            let left = std::future::poll_fn(|cx| {
+                Poll::Ready(p.take().and_then(|p| self.start(scope, p, cx)))
+            })
+            .await;
+            if let Some(left) = left {
+                // Boxed: the timeout's timer and the error reply would otherwise make every
+                // conversation's task larger, for what most events never need.
+                Box::pin(self.finish(scope, left)).await;
+            }
         }
+    }
+
+    /// Calls planned skill `p` and polls it once, here: `None` when it finished (its
+    /// failure, if any, logged, and no error reply owed), else what [`SkillRunner::finish`]
+    /// must do (the skill waits, or the error reply is to be sent).
+    pub(crate) fn start(
+        &self,
+        scope: &Arc<Scope>,
+        p: Planned,
+        cx: &mut Context<'_>,
+    ) -> Option<Left> {
+        let index = p.index;
+        let trigger = p.event.clone();
+        let (info, func) = self.skills.get(index);
+        let ctx = SkillContext::new(scope.clone(), index, p.event, p.groups);
+        let mut call: Call = CatchUnwind(AssertUnwindSafe(func.call(ctx)));
+        let waiting = match Pin::new(&mut call).poll(cx) {
+            Poll::Ready(outcome) => {
+                if settle(info, trigger.name(), outcome).is_ok() || self.error_reply.is_none() {
+                    return None;
+                }
+                None // failed: the error reply is owed
+            }
+            Poll::Pending => Some(call),
+        };
+        Some(Left {
+            index,
+            trigger,
+            waiting,
+        })
     }
 
     /// Plans the skills for `event` into `plan` (empty before); `false` when none matched.
@@ -90,33 +115,14 @@ impl SkillRunner {
         true
     }
 
-    /// Calls planned skill `p`: its future, not polled yet, its panics caught.
-    pub(crate) fn call(&self, scope: &Arc<Scope>, p: Planned) -> Call {
-        let (_, func) = self.skills.get(p.index);
-        let ctx = SkillContext::new(scope.clone(), p.index, p.event, p.groups);
-        CatchUnwind(AssertUnwindSafe(func.call(ctx)))
-    }
-
-    /// Skill `index`'s outcome on `trigger`; a failure is logged (see [`run_guarded`]).
-    pub(crate) fn settle(
-        &self,
-        index: usize,
-        trigger: &AnyEvent,
-        outcome: Polled,
-    ) -> Result<(), String> {
-        settle(self.skills.get(index).0, trigger.name(), outcome)
-    }
-
-    /// The rest of skill `index`'s run on `trigger`: `waiting` (its call, still running after
-    /// its first poll) bounded by `runtime.skill-timeout` from now, or nothing (it failed);
-    /// then the error reply if it failed.
-    pub(crate) async fn finish(
-        &self,
-        scope: &Scope,
-        index: usize,
-        trigger: AnyEvent,
-        waiting: Option<Call>,
-    ) {
+    /// The rest of a skill's run that [`SkillRunner::start`] left: the call, still running,
+    /// bounded by `runtime.skill-timeout` from now; then the error reply if it failed.
+    pub(crate) async fn finish(&self, scope: &Scope, left: Left) {
+        let Left {
+            index,
+            trigger,
+            waiting,
+        } = left;
         let info = self.skills.get(index).0;
         let failed = match waiting {
             Some(call) => {
@@ -171,10 +177,18 @@ pub(crate) async fn run_guarded(
 }
 
 /// A skill's call: its boxed future, its panics caught.
-pub(crate) type Call = CatchUnwind<BoxFuture<'static, Result<(), BoxError>>>;
+type Call = CatchUnwind<BoxFuture<'static, Result<(), BoxError>>>;
+
+/// What is left of a skill's run after [`SkillRunner::start`]: skill `index` on `trigger`,
+/// still running (`waiting`) or failed with the error reply owed (`None`).
+pub(crate) struct Left {
+    index: usize,
+    trigger: AnyEvent,
+    waiting: Option<Call>,
+}
 
 /// What a skill's call gives: its own result, or the panic it raised.
-pub(crate) type Polled = Result<Result<(), BoxError>, Box<dyn std::any::Any + Send>>;
+type Polled = Result<Result<(), BoxError>, Box<dyn std::any::Any + Send>>;
 
 /// The rest of a call still running after its first poll: bounded by `timeout` from now.
 async fn wait_guarded(call: Call, timeout: Option<Duration>) -> Polled {

@@ -55,6 +55,11 @@ async fn run_all(conversation: &mut Conversation) {
         .expect("the queue ran");
 }
 
+/// One call of `poll_run`: whether the queue ran out or a skill waits.
+async fn poll_run_once(conversation: &mut Conversation) -> Poll<()> {
+    poll_fn(|cx| Poll::Ready(conversation.poll_run(cx))).await
+}
+
 /// The next `n` texts seen, with their tasks.
 async fn next(seen: &mut Seen, n: usize) -> Vec<(String, Option<Id>)> {
     let mut got = Vec::new();
@@ -154,7 +159,7 @@ async fn a_full_queue_makes_parse_wait_and_run_it_meanwhile() {
         let mut conversation = Conversation::new(bot);
         conversation.parse(message("0", "room")).await;
         // The first event's skill waits at the gate.
-        let first = poll_fn(|cx| Poll::Ready(conversation.poll_run(cx))).await;
+        let first = poll_run_once(&mut conversation).await;
         assert!(first.is_pending());
         for i in 1..total {
             conversation.parse(message(&i.to_string(), "room")).await;
@@ -232,7 +237,7 @@ async fn dropping_it_hands_the_run_and_the_queue_to_a_task() {
             conversation.parse(message(text, "room")).await;
         }
         // "x" starts and waits at the gate; "y" and "z" stay queued.
-        let first = poll_fn(|cx| Poll::Ready(conversation.poll_run(cx))).await;
+        let first = poll_run_once(&mut conversation).await;
         assert!(first.is_pending());
         drop(conversation);
         tokio::task::try_id()
@@ -363,6 +368,33 @@ async fn a_skill_that_waits_holds_the_skills_after_it_on_the_same_event() {
         }
     }
     assert_eq!(got, ["always:two", "regex:two", "always:three"]);
+    drop(conversation);
+    run.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_while_runs_the_skills_while_it_awaits_something_else() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (run, mut seen) = start(Some(gate.clone()));
+    let mut conversation = Conversation::new(run.bot().clone());
+    conversation.parse(message("one", "room")).await;
+    conversation.parse(message("two", "room")).await;
+    // The first skill waits at the gate; the gate opens while the task awaits something
+    // else, and both skills run before that ends.
+    assert!(poll_run_once(&mut conversation).await.is_pending());
+    let opener = gate.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        opener.add_permits(2);
+    });
+    conversation
+        .run_while(tokio::time::sleep(Duration::from_millis(300)))
+        .await;
+    let mut got = Vec::new();
+    while let Ok((text, _)) = seen.try_recv() {
+        got.push(text);
+    }
+    assert_eq!(got, ["one", "two"]);
     drop(conversation);
     run.shutdown().await.unwrap();
 }

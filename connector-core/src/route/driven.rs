@@ -9,8 +9,6 @@
 //! scheduling round and, often, the other core's caches).
 
 use std::collections::hash_map::Entry;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -240,33 +238,18 @@ impl Driven {
         drop(event);
         let mut plan = std::mem::take(&mut parts.plan);
         let mut planned = plan.drain(..);
-        let mut left = None;
-        for p in planned.by_ref() {
-            let index = p.index;
-            let trigger = p.event.clone();
-            let mut call = runner.call(&parts.scope, p);
-            match Pin::new(&mut call).poll(cx) {
-                Poll::Ready(outcome) => {
-                    if runner.settle(index, &trigger, outcome).is_ok()
-                        || runner.error_reply.is_none()
-                    {
-                        continue;
-                    }
-                    left = Some((index, trigger, None));
-                }
-                Poll::Pending => left = Some((index, trigger, Some(call))),
-            }
-            break;
-        }
+        let left = planned
+            .by_ref()
+            .find_map(|p| runner.start(&parts.scope, p, cx));
         let rest: Vec<Planned> = planned.collect();
         parts.plan = plan;
-        let Some((index, trigger, waiting)) = left else {
+        let Some(left) = left else {
             self.parts = Some(parts);
             return;
         };
         self.run = Some(Box::pin(async move {
             let Parts { shared, scope, .. } = &parts;
-            shared.runner.finish(scope, index, trigger, waiting).await;
+            shared.runner.finish(scope, left).await;
             if !rest.is_empty() {
                 shared.runner.run(scope, rest.into_iter()).await;
             }

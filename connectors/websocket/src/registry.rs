@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
+
+use connector_core::sync::{read, write};
 use std::time::{Duration, Instant};
 
 use super::outbox::Outbox;
@@ -269,16 +271,6 @@ impl Registry {
     fn write_shard(&self, id: SocketId) -> RwLockWriteGuard<'_, IdMap<Arc<Outbox>>> {
         write(self.shard(id))
     }
-}
-
-/// A read lock, recovered if a holder panicked (the maps stay consistent: each change is one
-/// insert or remove).
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An open socket's slot: registers its outbox, and frees the slot when dropped (the client

@@ -1,7 +1,6 @@
 //! One open websocket: its task reads client frames into the bot and writes the frames
 //! queued in its outbox, until the client leaves or the server closes it.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -211,12 +210,7 @@ async fn serve(
                 let wait = limits.take();
                 if !wait.is_zero() {
                     // Skills that wait go on meanwhile.
-                    let mut sleep = std::pin::pin!(tokio::time::sleep(wait));
-                    std::future::poll_fn(|cx| {
-                        let _ = conversation.poll_run(cx);
-                        sleep.as_mut().poll(cx)
-                    })
-                    .await;
+                    conversation.run_while(tokio::time::sleep(wait)).await;
                 }
                 conversation
                     .parse(to_event_from(text.as_str(), target, &mut last_user))
