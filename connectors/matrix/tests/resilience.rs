@@ -41,6 +41,13 @@ async fn a_strict_rate_limit_is_waited_out_and_every_reply_arrives_in_order() ->
     })
     .regex("^burst$");
     let run = start_bot(&world.section(""), vec![burst])?;
+    // A bot's first sync answers only what comes after it connected: wait for it to have
+    // joined (a message sent before that is history, and never answered).
+    world
+        .alice_sees(&world.room, |e| {
+            e["type"] == "m.room.member" && e["state_key"] == "@bot:localhost"
+        })
+        .await?;
     let (alice, room) = (world.alice.clone(), world.room.clone());
     blocking(move || alice.send_text(&room, "burst").map(drop)).await?;
     world
