@@ -37,17 +37,22 @@ pub(crate) fn to_event_from(
         let text = fields
             .message
             .map_or_else(|| frame.to_owned(), Cow::into_owned);
-        let mut message = Message::new(text).target(target.clone());
+        let mut message = Message::new(text);
+        // Set in place: each builder call moves the whole event.
+        let meta = message.meta_mut();
+        meta.target = Some(target.clone());
+        meta.raw_event = Some(raw);
         if let Some(user) = fields.user {
-            let user = match last_user {
+            meta.user = Some(match last_user {
                 Some(last) if **last == *user => last.clone(),
                 _ => last_user.insert(Arc::from(user)).clone(),
-            };
-            message = message.user(user);
+            });
         }
-        return message.raw_event(raw);
+        return message;
     }
-    Message::new(frame).target(target.clone())
+    let mut message = Message::new(frame);
+    message.meta_mut().target = Some(target.clone());
+    message
 }
 
 /// The fields of a JSON object frame the connector reads; the rest is checked and skipped.
