@@ -2,6 +2,7 @@
 //! tests speak opsdroid's protocol to it with raw HTTP/1.1 (for byte-level checks of status
 //! lines, headers and bodies) and tokio-tungstenite (the websocket client).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_core::prelude::*;
@@ -303,6 +304,54 @@ async fn two_concurrent_clients_each_get_exactly_their_own_replies() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_clients_each_get_exactly_their_own_replies() -> anyhow::Result<()> {
     concurrent_clients(50).await
+}
+
+/// A skill run by one socket's task that sends to another socket, with that socket's own id
+/// (the very text its events carry): the reply reaches that socket, not the one whose task
+/// sent it, and the sender's own reply still reaches the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_from_one_sockets_skill_to_another_socket_reaches_that_socket() -> anyhow::Result<()>
+{
+    let kept: Arc<Mutex<Option<Arc<str>>>> = Arc::default();
+    let mut all = skills();
+    let keep = kept.clone();
+    all.push(
+        Skill::new("remember", move |ctx: SkillContext| {
+            *keep.lock().unwrap() = ctx.event().meta().target.clone();
+            async move { ctx.respond("remembered").await }
+        })
+        .regex("^remember$"),
+    );
+    all.push(
+        Skill::new("relay", move |ctx: SkillContext| {
+            let target = kept.lock().unwrap().clone();
+            async move {
+                let text = format!("relayed: {}", ctx.group(1).unwrap_or(""));
+                let mut message = Message::new(text).connector("websocket");
+                message.meta_mut().target = target;
+                ctx.bot().send(message).await?;
+                ctx.respond("sent").await
+            }
+        })
+        .regex("^relay (.*)$"),
+    );
+    let server = Server::start("{}", all).await?;
+    let mut a = client(server.addr).await?;
+    let mut b = client(server.addr).await?;
+    b.send(Frame::text("remember")).await?;
+    assert_eq!(next_text(&mut b).await, "remembered");
+    for i in 0..3 {
+        a.send(Frame::text(format!("relay {i}"))).await?;
+        assert_eq!(next_text(&mut b).await, format!("relayed: {i}"));
+        assert_eq!(next_text(&mut a).await, "sent");
+    }
+    // Nothing else reached either socket.
+    for (ws, name) in [(&mut a, "a"), (&mut b, "b")] {
+        ws.send(Frame::text(format!("last {name}"))).await?;
+        assert_eq!(next_text(ws).await, format!("last {name}"));
+    }
+    server.run.shutdown().await?;
+    Ok(())
 }
 
 #[tokio::test]
