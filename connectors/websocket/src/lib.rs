@@ -92,7 +92,6 @@ mod frame;
 mod limits;
 mod outbox;
 mod registry;
-mod running;
 mod server;
 mod socket;
 
@@ -196,15 +195,10 @@ impl Websocket {
     /// Queues `frame` for the socket `target` names.
     fn push(&self, target: Option<&str>, frame: Frame) -> Result<()> {
         let target = target.ok_or("websocket: the event has no target socket")?;
-        let pushed = match running::push(target, frame) {
-            Ok(pushed) => Some(pushed),
-            Err(frame) => {
-                let server = self.server.get().ok_or("websocket: not connected")?;
-                server
-                    .registry
-                    .with_target(target, |outbox| outbox.push(frame))
-            }
-        };
+        let server = self.server.get().ok_or("websocket: not connected")?;
+        let pushed = server
+            .registry
+            .with_target(target, |outbox| outbox.push(frame));
         match pushed {
             Some(Ok(())) => Ok(()),
             Some(Err(PushError::Full)) => Err(format!(

@@ -18,7 +18,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::frame::to_event_from;
 use super::outbox::{CloseReason, Outbox, Outgoing, SHUTDOWN, SocketIo};
 use super::registry::SlotGuard;
-use super::running::Lent;
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -86,14 +85,7 @@ impl Socket {
         // The socket's events are one conversation (their target is the socket): this task
         // runs its skills between reads, rather than waking a task of the conversation's.
         let mut conversation = Conversation::new(bot);
-        // While this task is polled, the replies its skills send to this socket go straight
-        // to its outbox (see `running`).
-        let end = {
-            let mut lent = Lent::new(&target, outbox.clone());
-            let serving = serve(&outbox, &mut conversation, &target, &mut limits);
-            let mut serving = std::pin::pin!(serving);
-            std::future::poll_fn(|cx| lent.during(|| serving.as_mut().poll(cx))).await
-        };
+        let end = serve(&outbox, &mut conversation, &target, &mut limits).await;
         // A skill still running, and events still queued, go on in a task of their own.
         drop(conversation);
         // Senders queue from here on; the close handshake has the stream to itself.
