@@ -23,7 +23,10 @@
 # level valgrind simulates: this one is a 512 KiB second-level cache, as one core of the
 # machine has; by default valgrind takes the machine's last level, here a 512 MiB one that
 # nothing misses),
-# FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat",
+# FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat"
+# (add "perf" for a timer-sampled profile in real time, PERF_SECONDS=3 of it, PERF_TOP=15
+# user-space symbols: needs perf, `apt-get install linux-perf`; the load must outlast the
+# sampling, so give MSGS=1000 or so at 1000 clients),
 # BOT (a `bot` binary
 # to measure instead of this checkout's), PORT_BASE=18500, BENCH_DIR=/tmp/connector-bench.
 # Needs valgrind and strace (`apt-get install valgrind strace`). Loopback only.
@@ -40,6 +43,9 @@ BENCH_DIR=${BENCH_DIR:-/tmp/connector-bench}
 for tool in valgrind callgrind_control callgrind_annotate strace; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install valgrind strace)" >&2; exit 1; }
 done
+case " ${PHASES:-cg strace dhat} " in *" perf "*)
+  command -v perf >/dev/null || { echo "PHASES=perf needs perf (apt-get install linux-perf)" >&2; exit 1; }
+esac
 ulimit -n 65536 2>/dev/null || true
 
 cd "$ROOT"
@@ -221,6 +227,31 @@ e1, e2, b1, b2, y1, y2 = map(int, sys.argv[1:])
 d = e2 - e1
 print(f"heap allocations per echo: {(b2 - b1) / d:.2f} blocks, {(y2 - y1) / d:,.0f} bytes ({d} echoes apart)")
 PY
+  ;; esac
+
+  # 4. Where the time goes in real time (PHASES=perf, not run by default): perf samples the
+  # server on a timer while the load runs (cpu-clock: a VM without hardware counters still
+  # has it). Instruction counts miss what a cache miss or a line taken from the other core
+  # costs; these samples include it, and the kernel's part. Noisier than the counts: a
+  # symbol's share moves by about 0.2 points between runs.
+  case " ${PHASES:-cg strace dhat} " in *" perf "*)
+  start "$server"
+  load 5 > /dev/null
+  load "$MSGS" > /dev/null &
+  LOAD=$!
+  sleep 1
+  perf record -q -e cpu-clock -F 1999 -p "$PID" -o "$RUN/$server.perf" -- sleep "${PERF_SECONDS:-3}" \
+    > /dev/null 2>&1 || echo "perf record failed (perf_event_paranoid?)" >&2
+  wait "$LOAD" || true
+  stop
+  if [ -s "$RUN/$server.perf" ]; then
+    echo "real-time samples (perf, cpu-clock), share of the server's time:"
+    perf report -i "$RUN/$server.perf" --stdio --sort dso 2>/dev/null |
+      grep -E '^ +[0-9]' | head -4 | sed 's/^/  /'
+    echo "  user-space symbols, top ${PERF_TOP:-15}:"
+    perf report -i "$RUN/$server.perf" --stdio --sort dso,sym 2>/dev/null |
+      grep -E '^ +[0-9]' | grep -v '\[k\]' | head -"${PERF_TOP:-15}" | cut -c1-140 | sed 's/^/  /'
+  fi
   ;; esac
 done
 echo
