@@ -223,9 +223,7 @@ impl Driven {
             }
         }
     }
-}
 
-impl Driven {
     /// Runs the skills on `event`, each called and polled once right here: most answer in
     /// that poll, and the event then costs no boxed run. The first that waits (or whose
     /// failure owes the error reply), and the skills after it, go on in a boxed run.

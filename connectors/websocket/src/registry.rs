@@ -5,9 +5,9 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use connector_core::sync::{read, write};
-use std::time::{Duration, Instant};
 
 use super::outbox::Outbox;
 
