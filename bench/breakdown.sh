@@ -22,9 +22,13 @@
 # are first-level misses, ILmr/DLmr/DLmw last-level ones), CACHE_LL=524288,8,64 (the last
 # level valgrind simulates: this one is a 512 KiB second-level cache, as one core of the
 # machine has; by default valgrind takes the machine's last level, here a 512 MiB one that
-# nothing misses),
+# nothing misses), CACHE_I1=32768,8,64 (the first-level instruction cache valgrind simulates;
+# by default the machine's: a larger one shows how much code an echo runs through, as the
+# misses drop once it fits),
 # FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat"
-# (add "perf" for a timer-sampled profile in real time, PERF_SECONDS=3 of it, PERF_TOP=15
+# (add "atomics" for the atomic read-modify-writes per echo by function, counted per
+# instruction: ATOMICS_TOP=25 functions, ATOMICS_LINES=1 to show each atomic's inlined call
+# chain; needs binutils' objdump and addr2line; add "perf" for a timer-sampled profile in real time, PERF_SECONDS=3 of it, PERF_TOP=15
 # user-space symbols: needs perf, `apt-get install linux-perf`; the load must outlast the
 # sampling, so give MSGS=1000 or so at 1000 clients),
 # BOT (a `bot` binary
@@ -131,7 +135,7 @@ for server in $SERVERS; do
 
   # 1. Instructions.
   case " ${PHASES:-cg strace dhat} " in *" cg "*)
-  cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes ${CACHE_LL:+--LL=$CACHE_LL})
+  cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes ${CACHE_LL:+--LL=$CACHE_LL} ${CACHE_I1:+--I1=$CACHE_I1})
   start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
     valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$RUN/$server.cg"
   load 5 > /dev/null
@@ -179,6 +183,21 @@ print("simulated cache, per echo: " + ", ".join(f"{e} {v / echoes:,.1f}" for e, 
     "self:memcpy (own cost)=^__mem(cpy|move)" \
     "self:tokio scheduler, timers, wakers (own cost)=^tokio::runtime::(scheduler|task|time|context)"
 
+  ;; esac
+
+  # 1b. Atomic read-modify-writes (reference counts, locks, wakers), counted per instruction.
+  case " ${PHASES:-cg strace dhat} " in *" atomics "*)
+  start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
+    valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$RUN/$server.atomics"
+  load 5 > /dev/null
+  callgrind_control --zero "$PID" > /dev/null 2>&1
+  echoes=$(load "$MSGS")
+  callgrind_control --dump=measured "$PID" > /dev/null 2>&1
+  sleep 1
+  stop
+  program=$BOT; [ "$server" = floor ] && program=$BIN/ws-echo
+  python3 "$ROOT/bench/atomics.py" "$RUN/$server.atomics.1" "$program" "$echoes" \
+    "${ATOMICS_TOP:-25}" "${ATOMICS_LINES:+lines}"
   ;; esac
 
   # 2. System calls.

@@ -12,7 +12,10 @@
 #   CLIENTS="1 10 100 1000"   client counts
 #   REPS=1                    runs per (server, clients); the table shows medians
 #   SKIP_OPSDROID=1           leave opsdroid out (no Python needed)
-#   SERVERS="ours floor opsdroid"
+#   SERVERS="ours floor opsdroid"   (add floor-same: the floor given FRAME's frames too; the
+#                             floor proper always gets the bare text. With FRAME=json,
+#                             floor-same echoes each JSON frame whole: the same frames in as
+#                             ours, a larger one out. Ratios are given to both floors.)
 #   N1=30000 TOTAL=200000 MIN_N=100   messages per client: N1 at one client, else
 #                             max(MIN_N, TOTAL / clients)
 #   OPS_TOTAL=20000 OPS_MIN_N=20      opsdroid (about 10x slower) gets the same per-client
@@ -131,7 +134,7 @@ skills:
 YAML
       "$BIN/bot" --config "$RUN/bot-$PORT.yaml" > "$log" 2>&1 &
       SERVER_PID=$!; URL=http://127.0.0.1:$PORT; PROTO=opsdroid ;;
-    floor)
+    floor|floor-same)
       "$BIN/ws-echo" --addr "127.0.0.1:$PORT" > "$log" 2>&1 &
       SERVER_PID=$!; URL=ws://127.0.0.1:$PORT/; PROTO=plain ;;
     opsdroid)
@@ -225,7 +228,7 @@ fi
 # --- the table -----------------------------------------------------------------------------
 echo
 echo "== machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
-echo "== command: CLIENTS=\"$CLIENTS\" REPS=$REPS FRAME=$FRAME bash bench/websocket.sh   (results: $RESULTS)"
+echo "== command: CLIENTS=\"$CLIENTS\" REPS=$REPS FRAME=$FRAME SERVERS=\"$SERVERS\" bash bench/websocket.sh   (results: $RESULTS)"
 echo
 "$PY" - "$RESULTS" <<'PY'
 import json, statistics, sys
@@ -262,7 +265,7 @@ def ratios(f, ref):
 def num(v, fmt):
     return format(v, fmt) if v is not None else "-"
 
-order = {"ours": 0, "floor": 1, "opsdroid": 2}
+order = {"ours": 0, "floor": 1, "floor-same": 2, "opsdroid": 3}
 print("| server | clients | msgs/client | echoes/s | p50 ms | p99 ms | max ms | CPU µs/echo | peak RSS MiB | errors | vs opsdroid | vs floor |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (server, c) in sorted(fig, key=lambda k: (k[1], order.get(k[0], 9), k[0])):
@@ -278,21 +281,24 @@ for r in load:
     pairs.setdefault((r["label"], r["clients"]), []).append(r)
 paired = []
 for (server, c), rs in sorted(pairs.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
-    ref = pairs.get(("floor", c))
-    if server == "floor" or not ref:
+    if server.startswith("floor"):
         continue
-    def each(key, rs=rs, ref=ref):
-        return [a[key] / b[key] for a, b in zip(rs, ref) if a.get(key) and b.get(key)]
-    cpu, rate, p99 = each("server_cpu_us_per_echo"), each("echoes_per_s"), each("p99_us")
-    if cpu:
-        fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs) + f" (median {statistics.median(xs):.2f})"
-        paired.append(f"| {server} | {c} | {fmt(cpu)} | {fmt(rate)} | {fmt(p99)} |")
+    for floor in ("floor", "floor-same"):
+        ref = pairs.get((floor, c))
+        if not ref:
+            continue
+        def each(key, rs=rs, ref=ref):
+            return [a[key] / b[key] for a, b in zip(rs, ref) if a.get(key) and b.get(key)]
+        cpu, rate, p99 = each("server_cpu_us_per_echo"), each("echoes_per_s"), each("p99_us")
+        if cpu:
+            fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs) + f" (median {statistics.median(xs):.2f})"
+            paired.append(f"| {server} | {floor} | {c} | {fmt(cpu)} | {fmt(rate)} | {fmt(p99)} |")
 if paired:
     print()
     print("Each repetition against the floor's run next to it:")
     print()
-    print("| server | clients | CPU per echo / floor's | echoes/s / floor's | p99 / floor's |")
-    print("|---|---|---|---|---|")
+    print("| server | floor | clients | CPU per echo / floor's | echoes/s / floor's | p99 / floor's |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(paired))
 print()
 print("Ratios are this server's figure / the reference's: echoes/s / CPU per echo / p99 / peak RSS")

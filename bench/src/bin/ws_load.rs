@@ -37,7 +37,9 @@ per client, every reply checked against what was sent. Loopback targets only.
   --frame F              json: {\"message\", \"user\", \"socket\"} objects (default for
                          the opsdroid protocol: opsdroid misroutes plain text when
                          several clients are connected); text: the bare text
-                         (default for plain)
+                         (default for plain). With the plain protocol a JSON frame
+                         names a made-up socket of an id's length, and the reply
+                         must be the whole frame (what a bare echo sends back)
   --size B               padding bytes in each message (default 16)
   --token T              the Authorization header for the POST, if configured
   --pid PID              report this server process's CPU per echo and RSS (/proc)
@@ -144,9 +146,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     }
     if a.clients == 0 || a.connect_concurrency == 0 {
         return Err("--clients and --connect-concurrency must be at least 1".into());
-    }
-    if a.frame == Some(Frame::Json) && a.protocol == Protocol::Plain {
-        return Err("--frame json needs --protocol opsdroid (it names the socket)".into());
     }
     Ok(Some(a))
 }
@@ -398,6 +397,9 @@ struct Client {
     socket: Option<String>,
     seq: u64,
     frame: Frame,
+    /// Whether the server echoes frames whole (the plain protocol) rather than answering
+    /// with the message text (opsdroid's).
+    whole: bool,
     pad: Arc<str>,
     timeout: Duration,
 }
@@ -420,10 +422,11 @@ impl Client {
                 Frame::Json => serde_json::json!({
                     "message": text,
                     "user": format!("load{}", self.idx),
-                    "socket": self.socket,
+                    "socket": self.socket.clone().unwrap_or_else(|| made_up_socket(self.idx)),
                 })
                 .to_string(),
             };
+            let expected = if self.whole { frame.clone() } else { text };
             let t0 = Instant::now();
             if ws.send(Message::text(frame)).await.is_err() {
                 self.ws = None;
@@ -443,7 +446,7 @@ impl Client {
                         break;
                     }
                     Ok(Some(Ok(Message::Text(reply)))) => {
-                        if reply.as_str() == text {
+                        if reply.as_str() == expected {
                             let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                             if let Some(lat) = lat.as_deref_mut() {
                                 lat.push(us);
@@ -452,7 +455,10 @@ impl Client {
                             consecutive_timeouts = 0;
                             break;
                         }
-                        match parse_tag(reply.as_str()) {
+                        let tag = reply.as_str();
+                        // A whole JSON frame echoed: its tag is in its `message`.
+                        let tag = tag.strip_prefix("{\"message\":\"").unwrap_or(tag);
+                        match parse_tag(tag) {
                             Some((c, s)) if c == self.idx && s < seq => tally.late += 1,
                             Some((c, _)) if c != self.idx => tally.misrouted += 1,
                             _ => tally.corrupted += 1,
@@ -469,6 +475,12 @@ impl Client {
             }
         }
     }
+}
+
+/// The socket field of a JSON frame sent to a plain echo server, which names no sockets:
+/// as long as a real id, so the frame is the size a bot's clients send.
+fn made_up_socket(idx: u64) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", idx & 0xffff_ffff_ffff)
 }
 
 /// CPU seconds (utime + stime) and memory figures of a process, from /proc.
@@ -619,6 +631,7 @@ async fn load(args: Arc<Args>, target: Arc<Target>) -> anyhow::Result<bool> {
             socket,
             seq: 0,
             frame,
+            whole: args.protocol == Protocol::Plain,
             pad: pad.clone(),
             timeout: args.timeout,
         };
@@ -819,6 +832,7 @@ async fn idle(args: Arc<Args>, target: Arc<Target>) -> anyhow::Result<bool> {
             socket,
             seq: 0,
             frame,
+            whole: args.protocol == Protocol::Plain,
             pad: pad.clone(),
             timeout: args.timeout,
         };
