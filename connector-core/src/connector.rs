@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::de::DeserializeOwned;
@@ -216,6 +217,10 @@ pub struct ConnectorState<C> {
     raw: serde_yaml::Mapping,
     default_target: RwLock<Option<Arc<str>>>,
     identity: RwLock<Arc<str>>,
+    /// [`identity_key`] of `identity`: every incoming event asks whether its user is the bot,
+    /// and a read lock per event would be a write to one cache line shared by every worker
+    /// thread. Only a matching key takes the lock.
+    identity_key: AtomicU64,
     is_default: bool,
     is_required: bool,
     web: Arc<WebConfig>,
@@ -232,16 +237,16 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             .get_str("default-target")
             .or_else(|| section.get_str("default-room"))
             .map(Arc::from);
+        let identity = section
+            .get_str("bot-name")
+            .unwrap_or(crate::config::DEFAULT_BOT_NAME);
         Ok(Self {
             name: section.name.clone(),
             config,
             raw: section.raw().clone(),
             default_target: RwLock::new(default_target),
-            identity: RwLock::new(Arc::from(
-                section
-                    .get_str("bot-name")
-                    .unwrap_or(crate::config::DEFAULT_BOT_NAME),
-            )),
+            identity_key: AtomicU64::new(identity_key(identity)),
+            identity: RwLock::new(Arc::from(identity)),
             is_default: section.is_default,
             is_required: section.is_required,
             web: section.web.clone(),
@@ -249,6 +254,15 @@ impl<C: DeserializeOwned> ConnectorState<C> {
             targets: RwLock::new(Vec::new()),
         })
     }
+}
+
+/// A nonzero hash of a non-empty identity, 0 for the empty one (which is nobody).
+fn identity_key(identity: &str) -> u64 {
+    use std::hash::BuildHasher;
+    if identity.is_empty() {
+        return 0;
+    }
+    foldhash::fast::FixedState::with_seed(0x6964_656e_7469_7479).hash_one(identity) | 1
 }
 
 /// Shows the instance name only: configuration values may be secrets, and this lets a
@@ -287,15 +301,22 @@ impl<C> ConnectorState<C> {
     pub fn identity(&self) -> Arc<str> {
         read(&self.identity).clone()
     }
-    /// Whether `user` is the bot itself (without cloning the identity).
+    /// Whether `user` is the bot itself (without cloning the identity, and without a lock
+    /// unless `user` hashes as the identity does).
     pub fn is_identity(&self, user: &str) -> bool {
-        let id = read(&self.identity);
-        !id.is_empty() && **id == *user
+        let key = identity_key(user);
+        if key == 0 || key != self.identity_key.load(Ordering::Acquire) {
+            return false;
+        }
+        **read(&self.identity) == *user
     }
     /// Changes who the bot is on the service.
     pub fn set_identity(&self, identity: &str) {
         let value = Arc::from(identity);
-        *write(&self.identity) = value;
+        let mut id = write(&self.identity);
+        *id = value;
+        self.identity_key
+            .store(identity_key(identity), Ordering::Release);
     }
     /// Whether this instance is the default connector.
     pub fn is_default(&self) -> bool {
@@ -450,5 +471,35 @@ impl<C: Connector> Handle<C> {
         C: Supports<E>,
     {
         self.inner.send(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectorState;
+    use crate::config::Config;
+
+    fn state(yaml: &str) -> ConnectorState<serde_yaml::Value> {
+        let config = Config::from_str(yaml, "test").unwrap();
+        ConnectorState::from_section(config.connector("chat").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_identity_is_recognised_exactly_and_follows_a_rename() {
+        let chat = state("connectors:\n  chat: {bot-name: mybot}\n");
+        assert!(chat.is_identity("mybot"));
+        assert!(!chat.is_identity("mybot_"));
+        assert!(!chat.is_identity("MYBOT"));
+        assert!(!chat.is_identity(""));
+        chat.set_identity("mybot_");
+        assert!(chat.is_identity("mybot_"));
+        assert!(
+            !chat.is_identity("mybot"),
+            "the old name is somebody else now"
+        );
+        // An empty identity is nobody, not the user without a name.
+        chat.set_identity("");
+        assert!(!chat.is_identity(""));
+        assert!(!chat.is_identity("mybot_"));
     }
 }
