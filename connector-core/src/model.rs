@@ -411,12 +411,15 @@ impl AnyEvent {
 
     /// The metadata, mutably; copies the event first if it is shared.
     pub fn meta_mut(&mut self) -> &mut EventMeta {
-        if Arc::get_mut(&mut self.0).is_none() {
+        // Reading the counts costs no atomic write; `Arc::get_mut`, which also checks, does
+        // one. Events are never behind a `Weak`, and with one strong reference held here
+        // nobody can make another.
+        if Arc::strong_count(&self.0) != 1 || Arc::weak_count(&self.0) != 0 {
             self.0 = self.0.clone_arc();
         }
         match Arc::get_mut(&mut self.0) {
             Some(ev) => ev.dyn_meta_mut(),
-            None => unreachable!("a freshly cloned Arc is unique"),
+            None => unreachable!("a sole or freshly cloned Arc is unique"),
         }
     }
 
