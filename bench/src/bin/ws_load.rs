@@ -426,7 +426,11 @@ impl Client {
                 })
                 .to_string(),
             };
-            let expected = if self.whole { frame.clone() } else { text };
+            // A text frame is the text; a plain echo server sends a JSON frame back whole.
+            let expected = match self.frame {
+                Frame::Json if self.whole => frame.clone(),
+                _ => text,
+            };
             let t0 = Instant::now();
             if ws.send(Message::text(frame)).await.is_err() {
                 self.ws = None;
