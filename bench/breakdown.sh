@@ -47,6 +47,11 @@ BENCH_DIR=${BENCH_DIR:-/tmp/connector-bench}
 for tool in valgrind callgrind_control callgrind_annotate strace; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install valgrind strace)" >&2; exit 1; }
 done
+case " ${PHASES:-cg strace dhat} " in *" atomics "*)
+  for tool in objdump addr2line; do
+    command -v "$tool" >/dev/null || { echo "PHASES=atomics needs $tool (apt-get install binutils)" >&2; exit 1; }
+  done
+esac
 case " ${PHASES:-cg strace dhat} " in *" perf "*)
   command -v perf >/dev/null || { echo "PHASES=perf needs perf (apt-get install linux-perf)" >&2; exit 1; }
 esac
