@@ -28,9 +28,9 @@
 # FRAME=text (ours; the floor always gets text), SERVERS="ours floor", PHASES="cg strace dhat"
 # (add "atomics" for the atomic read-modify-writes per echo by function, counted per
 # instruction: ATOMICS_TOP=25 functions, ATOMICS_LINES=1 to show each atomic's inlined call
-# chain; needs binutils' objdump and addr2line; add "perf" for a timer-sampled profile in real time, PERF_SECONDS=3 of it, PERF_TOP=15
-# user-space symbols: needs perf, `apt-get install linux-perf`; the load must outlast the
-# sampling, so give MSGS=1000 or so at 1000 clients),
+# chain; needs binutils' objdump and addr2line. Add "perf" for a timer-sampled profile in real
+# time, PERF_SECONDS=3 of it, PERF_TOP=15 user-space symbols: needs perf, `apt-get install
+# linux-perf`; the load must outlast the sampling, so give MSGS=1000 or so at 1000 clients),
 # BOT (a `bot` binary
 # to measure instead of this checkout's), PORT_BASE=18500, BENCH_DIR=/tmp/connector-bench.
 # Needs valgrind and strace (`apt-get install valgrind strace`). Loopback only.
