@@ -134,6 +134,20 @@ load() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["echoes"])'
 }
 
+# callgrind KIND OUT [OPTION...]: KIND under callgrind (with the options), warmed up; counters
+# zeroed, MSGS messages per client measured, then dumped to OUT.1. Sets `echoes`.
+callgrind() {
+  local kind=$1 out=$2; shift 2
+  start "$kind" env "GLIBC_TUNABLES=$TUNABLES" \
+    valgrind --tool=callgrind "$@" --callgrind-out-file="$out"
+  load 5 > /dev/null
+  callgrind_control --zero "$PID" > /dev/null 2>&1
+  echoes=$(load "$MSGS")
+  callgrind_control --dump=measured "$PID" > /dev/null 2>&1
+  sleep 1
+  stop
+}
+
 for server in $SERVERS; do
   echo
   echo "== $server: $CLIENTS clients x $MSGS messages ($([ "$server" = floor ] && echo text || echo "$FRAME") frames)"
@@ -141,14 +155,7 @@ for server in $SERVERS; do
   # 1. Instructions.
   case " ${PHASES:-cg strace dhat} " in *" cg "*)
   cache=(); [ "${CACHE:-0}" = 1 ] && cache=(--cache-sim=yes ${CACHE_LL:+--LL=$CACHE_LL} ${CACHE_I1:+--I1=$CACHE_I1})
-  start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
-    valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$RUN/$server.cg"
-  load 5 > /dev/null
-  callgrind_control --zero "$PID" > /dev/null 2>&1
-  echoes=$(load "$MSGS")
-  callgrind_control --dump=measured "$PID" > /dev/null 2>&1
-  sleep 1
-  stop
+  callgrind "$server" "$RUN/$server.cg" "${cache[@]}"
   dump=$RUN/$server.cg.1   # callgrind numbers the dumps it is asked for
   if [ "$server" = ours ]; then
     stages=(
@@ -192,14 +199,7 @@ print("simulated cache, per echo: " + ", ".join(f"{e} {v / echoes:,.1f}" for e, 
 
   # 1b. Atomic read-modify-writes (reference counts, locks, wakers), counted per instruction.
   case " ${PHASES:-cg strace dhat} " in *" atomics "*)
-  start "$server" env "GLIBC_TUNABLES=$TUNABLES" \
-    valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$RUN/$server.atomics"
-  load 5 > /dev/null
-  callgrind_control --zero "$PID" > /dev/null 2>&1
-  echoes=$(load "$MSGS")
-  callgrind_control --dump=measured "$PID" > /dev/null 2>&1
-  sleep 1
-  stop
+  callgrind "$server" "$RUN/$server.atomics" --dump-instr=yes
   program=$BOT; [ "$server" = floor ] && program=$BIN/ws-echo
   python3 "$ROOT/bench/atomics.py" "$RUN/$server.atomics.1" "$program" "$echoes" \
     "${ATOMICS_TOP:-25}" "${ATOMICS_LINES:+lines}"
