@@ -123,24 +123,32 @@ impl NatsServer {
 
     /// How many skill processes of bot `bot` hold lanes (the holders in its lease bucket).
     pub async fn lane_holders(&self, bot: &str) -> usize {
+        self.lanes_by_holder(bot).await.len()
+    }
+
+    /// How many lanes each skill process of bot `bot` holds, by the holder's name in its
+    /// lease bucket (empty before the first process has made the bucket).
+    pub async fn lanes_by_holder(&self, bot: &str) -> std::collections::HashMap<String, usize> {
         use futures_util::StreamExt;
 
+        let mut lanes = std::collections::HashMap::new();
         let client = async_nats::connect(self.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let Ok(bucket) = js.get_key_value(format!("{bot}-lanes")).await else {
-            return 0;
+            return lanes;
         };
         let Ok(mut keys) = bucket.keys().await else {
-            return 0;
+            return lanes;
         };
-        let mut holders = std::collections::HashSet::new();
         while let Some(Ok(key)) = keys.next().await {
             if key.starts_with("lane.")
                 && let Ok(Some(holder)) = bucket.get(&key).await
             {
-                holders.insert(holder);
+                *lanes
+                    .entry(String::from_utf8_lossy(&holder).into_owned())
+                    .or_insert(0) += 1;
             }
         }
-        holders.len()
+        lanes
     }
 }
