@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::consumer::{self, pull::MessagesErrorKind};
-use async_nats::jetstream::{self, Message};
+use async_nats::jetstream::{self, AckKind, Message};
 use connector_core::{AnyEvent, Bot, BoxError, wire};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -27,6 +27,9 @@ use crate::{Conn, Inner, hooks, links, presence};
 
 /// The most messages a lane's consumer has on their way to this process at once.
 const PREFETCH: usize = 256;
+
+/// The shortest time between two progress acknowledgements of a lane's messages.
+const MIN_PROGRESS: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Holds lanes and reads them until shutdown, then finishes the events it is on.
 pub(crate) async fn run(inner: &Arc<Inner>, conn: &Conn, bot: Bot) -> Result<(), BoxError> {
@@ -102,7 +105,19 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
     tracing::debug!(lane, epoch = grant.epoch, "reading the lane");
     let mut lane_state = Lane::new(inner, bot);
     let mut stopping = false;
+    // JetStream delivers a message again once it has gone `redelivery` without an
+    // acknowledgement, and a message is acknowledged only when it and every earlier one of
+    // the lane are done: an event whose skill runs longer (or waits behind one that does)
+    // would run again, and again. Telling the server the messages taken are in progress,
+    // twice per `redelivery`, keeps them with this holder while it is alive.
+    let mut progress = tokio::time::interval((inner.settings.redelivery / 2).max(MIN_PROGRESS));
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    progress.reset();
+    let mut report_progress = false;
     loop {
+        if std::mem::take(&mut report_progress) {
+            in_progress(&lane_state.pending, lane).await;
+        }
         while let Ok(message) = lane_state.done_rx.try_recv() {
             lane_state.done(message);
         }
@@ -118,6 +133,7 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
                 lane_state.conversations.remove(&key);
             }
             Some(message) = lane_state.done_rx.recv() => lane_state.done(message),
+            _ = progress.tick(), if !lane_state.pending.is_empty() => report_progress = true,
             _ = grant.stop.wait_for(|stop| *stop), if !stopping => {
                 // Given back: what has not started is read again by the next holder.
                 stopping = true;
@@ -331,6 +347,17 @@ async fn open_lane(
         .max_messages_per_batch(PREFETCH)
         .messages()
         .await?)
+}
+
+/// Tells the server that a lane's messages taken and not yet acknowledged (`pending`) are
+/// still being worked on, so that it does not deliver them again. A lost one only lets a
+/// message come again, which is handled as before (its sends are not repeated).
+async fn in_progress(pending: &VecDeque<(Message, usize)>, lane: u16) {
+    for (message, _) in pending {
+        if let Err(e) = message.ack_with(AckKind::Progress).await {
+            tracing::debug!(lane, error = %e, "a progress acknowledgement failed");
+        }
+    }
 }
 
 /// Acknowledges a message, without waiting for the server to confirm (that would be a

@@ -579,3 +579,45 @@ async fn a_connector_process_finds_the_event_a_send_names_by_its_batch_number_an
         }
     }
 }
+
+/// JetStream delivers a message again when it goes `redelivery` (2 s here) without an
+/// acknowledgement; a skill that runs longer must still run once for its event (the lane
+/// tells the server its messages are in progress). Before, a 5 s skill ran three times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_that_runs_longer_than_redelivery_runs_once() {
+    let scratch = Scratch::new("longer");
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config_with(&scratch.0, &nats, web, 16, 16);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let skills = Node::start_with(
+        &scratch.0,
+        &config,
+        "skills",
+        1,
+        &[("CLUSTER_NODE_SLOW_MS", "5000")],
+    );
+    let addr = listening(web, &connector).await;
+    until(
+        REPLY_LIMIT,
+        "the skill process holds the lanes",
+        &[&skills],
+        async || nats.lane_holders(BOT).await == 1,
+    )
+    .await;
+    let mut socket = ws::client(addr).await.unwrap();
+    socket.send(Frame::text("slow 0 0")).await.unwrap();
+    match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), "slow 0 0"),
+        other => panic!("no reply: {other:?}\n{}", logs(&[&skills, &connector])),
+    }
+    // Two more `redelivery` periods: a copy delivered again would have started by then.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let runs = skills.log().matches("running on [slow 0 0]").count();
+    assert_eq!(
+        runs,
+        1,
+        "the skill ran {runs} times\n{}",
+        logs(&[&skills, &connector])
+    );
+}
