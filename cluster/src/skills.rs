@@ -110,9 +110,9 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
     // the lane are done: an event whose skill runs longer (or waits behind one that does)
     // would run again, and again. Telling the server the messages taken are in progress,
     // twice per `redelivery`, keeps them with this holder while it is alive.
-    let mut progress = tokio::time::interval((inner.settings.redelivery / 2).max(MIN_PROGRESS));
+    let every = (inner.settings.redelivery / 2).max(MIN_PROGRESS);
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    progress.reset();
     let mut report_progress = false;
     loop {
         if std::mem::take(&mut report_progress) {

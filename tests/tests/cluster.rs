@@ -51,6 +51,39 @@ fn config_with(
     )
 }
 
+/// A bot of one connector process and one skill process whose `slow` skill takes `slow_ms`,
+/// the web port listening. Fields drop in order: the processes, then NATS, then the files.
+struct SlowBot {
+    skills: Node,
+    connector: Node,
+    nats: NatsServer,
+    addr: SocketAddr,
+    _scratch: Scratch,
+}
+
+async fn slow_bot(name: &str, max_in_flight: u16, partitions: u16, slow_ms: u32) -> SlowBot {
+    let scratch = Scratch::new(name);
+    let nats = NatsServer::start(&scratch.0);
+    let web = free_port();
+    let config = config_with(&scratch.0, &nats, web, max_in_flight, partitions);
+    let connector = Node::start(&scratch.0, &config, "connectors", 0);
+    let skills = Node::start_with(
+        &scratch.0,
+        &config,
+        "skills",
+        1,
+        &[("CLUSTER_NODE_SLOW_MS", &slow_ms.to_string())],
+    );
+    let addr = listening(web, &connector).await;
+    SlowBot {
+        skills,
+        connector,
+        nats,
+        addr,
+        _scratch: scratch,
+    }
+}
+
 /// One client: its messages one after another, each reply checked as it comes.
 async fn client(addr: SocketAddr, id: usize, done: Arc<AtomicUsize>) -> Result<ws::Client, String> {
     let mut socket = ws::client(addr)
@@ -402,26 +435,15 @@ async fn a_skill_process_shutting_down_keeps_its_lanes_until_its_skills_finish()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_conversation_holds_no_other_conversation_of_its_lane() {
-    let scratch = Scratch::new("head-of-line");
-    let nats = NatsServer::start(&scratch.0);
-    let web = free_port();
-    let config = config_with(&scratch.0, &nats, web, 64, 1);
-    let connector = Node::start(&scratch.0, &config, "connectors", 0);
-    let skills = Node::start_with(
-        &scratch.0,
-        &config,
-        "skills",
-        1,
-        &[("CLUSTER_NODE_SLOW_MS", "4000")],
-    );
-    let addr = listening(web, &connector).await;
+    let SlowBot { skills, addr, .. } = &slow_bot("head-of-line", 64, 1, 4000).await;
+    let addr = *addr;
     let mut slow = ws::client(addr).await.unwrap();
     slow.send(Frame::text("slow one")).await.unwrap();
     // Until the slow skill runs.
     until(
         REPLY_LIMIT,
         "the slow skill running",
-        &[&skills],
+        &[skills],
         async || skills.log().contains("slow skill: 1 running"),
     )
     .await;
@@ -585,31 +607,25 @@ async fn a_connector_process_finds_the_event_a_send_names_by_its_batch_number_an
 /// tells the server its messages are in progress). Before, a 5 s skill ran three times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skill_that_runs_longer_than_redelivery_runs_once() {
-    let scratch = Scratch::new("longer");
-    let nats = NatsServer::start(&scratch.0);
-    let web = free_port();
-    let config = config_with(&scratch.0, &nats, web, 16, 16);
-    let connector = Node::start(&scratch.0, &config, "connectors", 0);
-    let skills = Node::start_with(
-        &scratch.0,
-        &config,
-        "skills",
-        1,
-        &[("CLUSTER_NODE_SLOW_MS", "5000")],
-    );
-    let addr = listening(web, &connector).await;
+    let SlowBot {
+        skills,
+        connector,
+        nats,
+        addr,
+        ..
+    } = &slow_bot("longer", 16, 16, 5000).await;
     until(
         REPLY_LIMIT,
         "the skill process holds the lanes",
-        &[&skills],
+        &[skills],
         async || nats.lane_holders(BOT).await == 1,
     )
     .await;
-    let mut socket = ws::client(addr).await.unwrap();
+    let mut socket = ws::client(*addr).await.unwrap();
     socket.send(Frame::text("slow 0 0")).await.unwrap();
     match tokio::time::timeout(REPLY_LIMIT, socket.next()).await {
         Ok(Some(Ok(Frame::Text(t)))) => assert_eq!(t.as_str(), "slow 0 0"),
-        other => panic!("no reply: {other:?}\n{}", logs(&[&skills, &connector])),
+        other => panic!("no reply: {other:?}\n{}", logs(&[skills, connector])),
     }
     // Two more `redelivery` periods: a copy delivered again would have started by then.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -618,6 +634,6 @@ async fn a_skill_that_runs_longer_than_redelivery_runs_once() {
         runs,
         1,
         "the skill ran {runs} times\n{}",
-        logs(&[&skills, &connector])
+        logs(&[skills, connector])
     );
 }
