@@ -8,15 +8,22 @@
 //! `n`. Every quarter of that time each process renews what it holds, counts the processes
 //! that are up and not saturated, and takes free lanes up to its share or gives back those
 //! above it. A process that dies stops renewing: its lanes are free `redelivery` later and
-//! the others take them. A saturated process (its events wait for `max-in-flight`) gives
-//! back the lanes that wait, and takes none, while another process is not saturated.
+//! the others take them.
+//!
+//! A saturated process (an event of it waited [`crate::load::SATURATED_AFTER`] or more for
+//! `max-in-flight`) gives back the lanes that wait so, and takes none, while another
+//! process is not saturated. It says it is saturated until `redelivery` after it last was
+//! (or last had a lane it gave away still ending), so the others take those lanes first: a
+//! process that wrote `up` again at its next round would take back, below its share, the
+//! lanes it had just given away. A process above its share gives back first the lanes with
+//! the fewest messages in hand, so conversations under way move as little as possible.
 //!
 //! One more entry, `schedules`, is held the same way by one skill process at a time (the
 //! first that finds it free): its holder runs the crontab skills.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{kv, stream};
@@ -27,6 +34,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 use crate::lanes::backoff;
+use crate::load::{LaneLoad, Saturation};
 use crate::{Conn, Inner};
 
 /// A lane this process holds.
@@ -39,17 +47,20 @@ struct Held {
     task: tokio::task::JoinHandle<()>,
     /// Being given back: renewed until its task has ended, then deleted.
     releasing: bool,
-    /// Its task waits for `max-in-flight` permits.
-    waiting: Arc<AtomicBool>,
+    /// Given back because this process was saturated: until its task has ended, this
+    /// process still counts as saturated.
+    shed: bool,
+    /// What its task says about its work.
+    load: Arc<LaneLoad>,
 }
 
 /// What a lane's task is given: the lane, its lease's revision (the epoch that names its
-/// consumer), the signal to stop, and the flag it sets while it waits for permits.
+/// consumer), the signal to stop, and where it says how much work it has.
 pub(crate) struct Grant {
     pub(crate) lane: u16,
     pub(crate) epoch: u64,
     pub(crate) stop: watch::Receiver<bool>,
-    pub(crate) waiting: Arc<AtomicBool>,
+    pub(crate) load: Arc<LaneLoad>,
 }
 
 /// The key of the schedules' lease: its holder runs the crontab skills.
@@ -126,6 +137,7 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut held: BTreeMap<u16, Held> = BTreeMap::new();
     let mut free_for: HashMap<u16, u32> = HashMap::new();
+    let mut saturation = Saturation::default();
     let mut told = false;
     let mut schedules: Option<Schedules> = None;
     loop {
@@ -144,7 +156,16 @@ where
                 schedules = None;
             }
         }
-        match round(inner, &kv, &mut held, &mut free_for, &start).await {
+        match round(
+            inner,
+            &kv,
+            &mut held,
+            &mut free_for,
+            &mut saturation,
+            &start,
+        )
+        .await
+        {
             Ok(()) => {
                 if told {
                     tracing::info!("the lanes' leases can be renewed again");
@@ -270,14 +291,17 @@ async fn round<S>(
     kv: &kv::Store,
     held: &mut BTreeMap<u16, Held>,
     free_for: &mut HashMap<u16, u32>,
+    saturation: &mut Saturation,
     start: &S,
 ) -> Result<(), BoxError>
 where
     S: Fn(Grant) -> tokio::task::JoinHandle<()>,
 {
     let partitions = inner.settings.partitions;
-    let busy = inner.saturated.swap(false, Ordering::Relaxed)
-        || held.values().any(|h| h.waiting.load(Ordering::Relaxed));
+    let now = Instant::now();
+    let saturated = inner.saturated.swap(false, Ordering::Relaxed)
+        || held.values().any(|h| h.shed || h.load.waits_long(now));
+    let busy = saturation.busy(saturated, now, inner.settings.redelivery);
     kv.put(
         format!("member.{}", inner.process),
         Bytes::from_static(if busy { b"busy" } else { b"up" }),
@@ -362,26 +386,29 @@ where
     let share = match plan(partitions, holding, busy, up, idle) {
         Plan::Shed => {
             for (&lane, h) in held.iter_mut() {
-                if !h.releasing && h.waiting.load(Ordering::Relaxed) {
+                if !h.releasing && h.load.waits_long(now) {
                     tracing::info!(
                         lane,
                         "saturated (max-in-flight): the lane goes to another process"
                     );
                     h.releasing = true;
+                    h.shed = true;
                     let _ = h.stop.send(true);
                 }
             }
             return Ok(());
         }
         Plan::Release(extra) => {
-            for (_, h) in held
-                .iter_mut()
-                .rev()
+            let loads = held
+                .iter()
                 .filter(|(_, h)| !h.releasing)
-                .take(extra)
-            {
-                h.releasing = true;
-                let _ = h.stop.send(true);
+                .map(|(&lane, h)| (lane, h.load.unacknowledged.load(Ordering::Relaxed)));
+            for lane in to_release(loads, extra) {
+                if let Some(h) = held.get_mut(&lane) {
+                    tracing::debug!(lane, "above this process's share: the lane goes back");
+                    h.releasing = true;
+                    let _ = h.stop.send(true);
+                }
             }
             return Ok(());
         }
@@ -403,12 +430,12 @@ where
         match kv.create(lane_key(lane), me.clone()).await {
             Ok(revision) => {
                 let (stop, stopped) = watch::channel(false);
-                let waiting = Arc::new(AtomicBool::new(false));
+                let load = Arc::new(LaneLoad::default());
                 let task = start(Grant {
                     lane,
                     epoch: revision,
                     stop: stopped,
-                    waiting: waiting.clone(),
+                    load: load.clone(),
                 });
                 held.insert(
                     lane,
@@ -418,9 +445,11 @@ where
                         stop,
                         task,
                         releasing: false,
-                        waiting,
+                        shed: false,
+                        load,
                     },
                 );
+                tracing::debug!(lane, "took the lane");
                 free_for.remove(&lane);
                 holding += 1;
             }
@@ -460,6 +489,19 @@ fn plan(partitions: u16, holding: usize, busy: bool, up: usize, idle: usize) -> 
     }
 }
 
+/// Which `extra` of the lanes held (each with its messages in hand) to give back: those
+/// with the fewest first, so the conversations under way stay where they are; among equals,
+/// the highest-numbered.
+fn to_release(lanes: impl Iterator<Item = (u16, usize)>, extra: usize) -> Vec<u16> {
+    let mut lanes: Vec<(u16, usize)> = lanes.collect();
+    lanes.sort_by_key(|&(lane, unacknowledged)| (unacknowledged, std::cmp::Reverse(lane)));
+    lanes
+        .into_iter()
+        .take(extra)
+        .map(|(lane, _)| lane)
+        .collect()
+}
+
 /// FNV-1a.
 pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -491,6 +533,15 @@ mod tests {
         assert_eq!(plan(16, 8, true, 2, 0), Plan::Take { share: 8 });
         // Nobody seen (the bucket was just made): this process counts as one.
         assert_eq!(plan(4, 0, false, 0, 0), Plan::Take { share: 4 });
+    }
+
+    #[test]
+    fn the_lanes_given_back_are_those_with_the_fewest_messages_in_hand() {
+        let held = [(0, 3), (1, 0), (2, 7), (3, 0), (4, 1)];
+        assert_eq!(to_release(held.into_iter(), 2), vec![3, 1]);
+        assert_eq!(to_release(held.into_iter(), 3), vec![3, 1, 4]);
+        assert_eq!(to_release(held.into_iter(), 9), vec![3, 1, 4, 0, 2]);
+        assert!(to_release(held.into_iter(), 0).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod hooks;
 mod lanes;
 mod leases;
 mod links;
+mod load;
 mod presence;
 mod sends;
 mod skills;
@@ -70,7 +71,8 @@ pub(crate) struct Inner {
     pub(crate) bad_events: AtomicU64,
     /// Skill role: one permit per event being handled (`cluster.max-in-flight`).
     pub(crate) in_flight: tokio::sync::Semaphore,
-    /// Skill role: some lane waited for `in_flight` since the leases were last renewed.
+    /// Skill role: an event waited `load::SATURATED_AFTER` or more for `in_flight` since
+    /// the leases were last renewed.
     pub(crate) saturated: std::sync::atomic::AtomicBool,
     /// Skill role: this process holds the schedules' lease (it runs the crontab skills).
     pub(crate) schedules: std::sync::atomic::AtomicBool,

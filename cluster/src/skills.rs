@@ -22,6 +22,7 @@ use tokio::sync::{SemaphorePermit, mpsc};
 use crate::connectors::ORIGIN;
 use crate::lanes::{backoff, lane_subject, stream_name};
 use crate::leases::{self, Grant};
+use crate::load::LaneLoad;
 use crate::sends::{Handling, Kept, Owners, as_event};
 use crate::{Conn, Inner, hooks, links, presence};
 
@@ -122,6 +123,10 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
             lane_state.done(message);
         }
         lane_state.acknowledge_done(lane).await;
+        grant
+            .load
+            .unacknowledged
+            .store(lane_state.pending.len(), Ordering::Relaxed);
         lane_state.start_backlog(&grant);
         if stopping && lane_state.running.is_empty() {
             return;
@@ -138,10 +143,11 @@ async fn read_lane(inner: &Arc<Inner>, js: &jetstream::Context, bot: &Bot, mut g
                 // Given back: what has not started is read again by the next holder.
                 stopping = true;
                 lane_state.backlog.clear();
+                grant.load.waits_no_more();
             }
             permit = inner.in_flight.acquire(), if waiting && !stopping => {
                 let Ok(permit) = permit else { return };
-                grant.waiting.store(false, Ordering::Relaxed);
+                lane_state.got_permit(&grant.load);
                 lane_state.start_one(permit);
             }
             message = messages.next(), if !waiting && !stopping => match message {
@@ -255,13 +261,23 @@ impl<'a> Lane<'a> {
     fn start_backlog(&mut self, grant: &Grant) {
         while !self.backlog.is_empty() {
             match self.inner.in_flight.try_acquire() {
-                Ok(permit) => self.start_one(permit),
+                Ok(permit) => {
+                    self.got_permit(&grant.load);
+                    self.start_one(permit);
+                }
                 Err(_) => {
-                    self.inner.saturated.store(true, Ordering::Relaxed);
-                    grant.waiting.store(true, Ordering::Relaxed);
+                    grant.load.wait(std::time::Instant::now());
                     return;
                 }
             }
+        }
+    }
+
+    /// The backlog's first event has a permit: if it waited long for it, the process is
+    /// saturated (whichever way the permit came, so a lane is never left marked waiting).
+    fn got_permit(&self, load: &LaneLoad) {
+        if load.got_permit(std::time::Instant::now()) {
+            self.inner.saturated.store(true, Ordering::Relaxed);
         }
     }
 
