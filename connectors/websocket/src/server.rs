@@ -212,13 +212,26 @@ impl Server {
             let stream = io.into_inner();
             // `read_buf` is a slice of hyper's 8 KiB read buffer, and keeps all of it alive,
             // even when empty: copy what it holds and let it go before the socket runs.
+            // Each made in a box of its own: a future awaited in this task is kept in the
+            // task's state for the connection's whole life, and these hold a whole stream.
             let ws = if read_buf.is_empty() {
                 drop(read_buf);
-                WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
+                Box::pin(WebSocketStream::from_raw_socket(
+                    stream,
+                    Role::Server,
+                    Some(config),
+                ))
+                .await
             } else {
                 let part = read_buf.to_vec();
                 drop(read_buf);
-                WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await
+                Box::pin(WebSocketStream::from_partially_read(
+                    stream,
+                    part,
+                    Role::Server,
+                    Some(config),
+                ))
+                .await
             };
             Socket {
                 ws,

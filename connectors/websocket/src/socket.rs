@@ -1,6 +1,7 @@
 //! One open websocket: its task reads client frames into the bot and writes the frames
 //! queued in its outbox, until the client leaves or the server closes it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -63,8 +64,13 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Serves the socket until it closes; the slot is freed when this returns.
-    pub(crate) async fn run(self) {
+    /// Registers the socket, then serves it until it closes; the slot is freed when the
+    /// returned future ends.
+    ///
+    /// The set-up runs here, before the future is made: what it consumes (the stream above
+    /// all, about 700 bytes, moved into the outbox) is then not kept in the socket's task
+    /// for the whole life of the connection, as an `async fn`'s arguments would be.
+    pub(crate) fn run(self) -> impl Future<Output = ()> + Send + 'static {
         let Socket {
             ws,
             mut guard,
@@ -82,18 +88,25 @@ impl Socket {
             outbox.close(SHUTDOWN);
         }
         tracing::debug!(socket = %target, "websocket connected");
-        // The socket's events are one conversation (their target is the socket): this task
-        // runs its skills between reads, rather than waking a task of the conversation's.
-        let mut conversation = Conversation::new(bot);
-        let end = serve(&outbox, &mut conversation, &target, &mut limits).await;
-        // A skill still running, and events still queued, go on in a task of their own.
-        drop(conversation);
-        // Senders queue from here on; the close handshake has the stream to itself.
-        if let Some(io) = outbox.detach() {
-            close(io.ws, end).await;
+        async move {
+            // The socket's events are one conversation (their target is the socket): this
+            // task runs its skills between reads, rather than waking a task of the
+            // conversation's.
+            let mut conversation = Conversation::new(bot);
+            let end = serve(&outbox, &mut conversation, &target, &mut limits).await;
+            // A skill still running, and events still queued, go on in a task of their own.
+            drop(conversation);
+            // Senders queue from here on; the close handshake has the stream to itself. (The
+            // handshake's future is made in a closure, so that nothing of the detached
+            // `SocketIo` lives across its wait: it would be kept in the task's state, a
+            // whole stream's size, for the connection's life.)
+            let closing = outbox.detach().map(|io| close(io.ws, end));
+            if let Some(closing) = closing {
+                closing.await;
+            }
+            tracing::debug!(socket = %target, "websocket closed");
+            drop(guard);
         }
-        tracing::debug!(socket = %target, "websocket closed");
-        drop(guard);
     }
 }
 
@@ -205,21 +218,19 @@ async fn serve(
             Step::End(end) => return end,
             Step::Incoming(incoming) => incoming,
         };
-        match incoming {
+        // The frame becomes an event before anything waits: only the event (a pointer) is
+        // then kept in this task's state across the waits below, not the frame and the
+        // rest of `incoming` (an error type of a hundred bytes and more).
+        let event = match incoming {
             Some(Ok(Frame::Text(text))) => {
-                let wait = limits.take();
-                if !wait.is_zero() {
-                    // Skills that wait go on meanwhile.
-                    conversation.run_while(tokio::time::sleep(wait)).await;
-                }
-                conversation
-                    .parse(to_event_from(text.as_str(), target, &mut last_user))
-                    .await
+                AnyEvent::from(to_event_from(text.as_str(), target, &mut last_user))
             }
             Some(Ok(Frame::Binary(_))) => return End::Close(BINARY),
             // Pings are answered by tungstenite; pongs answer our typing pings; a close
             // frame is answered by tungstenite and the stream then ends.
-            Some(Ok(Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_))) => {}
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) | Frame::Frame(_))) => {
+                continue;
+            }
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!(socket = %target, error = %e, "frame over max-frame-size");
                 return End::CloseAndDrain(TOO_BIG);
@@ -233,6 +244,15 @@ async fn serve(
                 return End::Gone;
             }
             None => return End::Gone,
+        };
+        let wait = limits.take();
+        if !wait.is_zero() {
+            // Skills that wait go on meanwhile. (The timer boxed: it is rare, and large to
+            // keep in every socket's task.)
+            conversation
+                .run_while(Box::pin(tokio::time::sleep(wait)))
+                .await;
         }
+        conversation.parse(event).await;
     }
 }
