@@ -3,8 +3,7 @@
 //! in hand; and whether the process counts as saturated, which decides in
 //! [`crate::leases`] whether it gives lanes away or takes them.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long an event waits for one of `max-in-flight`'s permits before its process counts
@@ -14,41 +13,65 @@ use std::time::{Duration, Instant};
 pub(crate) const SATURATED_AFTER: Duration = Duration::from_millis(250);
 
 /// What a lane's task says about its work, read at each round.
-#[derive(Default)]
+///
+/// Only the lane's own task writes it (the rounds read it), and it does so for every event
+/// it starts: a lane that is not waiting costs that event one relaxed load, no lock and no
+/// reading of the clock.
 pub(crate) struct LaneLoad {
-    /// Since when its next event has waited for a `max-in-flight` permit.
-    waiting_since: Mutex<Option<Instant>>,
+    /// What `waiting_since` counts from.
+    base: Instant,
+    /// Since when its next event has waited for a `max-in-flight` permit: nanoseconds after
+    /// `base`, plus one; 0 while it does not wait.
+    waiting_since: AtomicU64,
     /// The messages it has taken and not acknowledged.
     pub(crate) unacknowledged: AtomicUsize,
 }
 
+impl Default for LaneLoad {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            waiting_since: AtomicU64::new(0),
+            unacknowledged: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl LaneLoad {
-    fn waiting_since(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.waiting_since
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn since(&self) -> Option<Instant> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(self.base + Duration::from_nanos(at - 1)),
+        }
     }
 
-    /// Its next event waits for a permit: from `now`, unless it waited already.
-    pub(crate) fn wait(&self, now: Instant) {
-        self.waiting_since().get_or_insert(now);
+    /// Its next event waits for a permit: from `now()`, unless it waited already.
+    pub(crate) fn wait(&self, now: impl FnOnce() -> Instant) {
+        if self.waiting_since.load(Ordering::Relaxed) == 0 {
+            let at = now().saturating_duration_since(self.base).as_nanos();
+            let at = u64::try_from(at).unwrap_or(u64::MAX - 1) + 1;
+            self.waiting_since.store(at, Ordering::Relaxed);
+        }
     }
 
-    /// Its event got a permit at `now`: whether it waited [`SATURATED_AFTER`] or more.
-    pub(crate) fn got_permit(&self, now: Instant) -> bool {
-        self.waiting_since()
-            .take()
-            .is_some_and(|since| now.saturating_duration_since(since) >= SATURATED_AFTER)
+    /// Its event got a permit at `now()`: whether it waited [`SATURATED_AFTER`] or more.
+    /// The clock is read only when it waited.
+    pub(crate) fn got_permit(&self, now: impl FnOnce() -> Instant) -> bool {
+        let Some(since) = self.since() else {
+            return false;
+        };
+        self.waiting_since.store(0, Ordering::Relaxed);
+        now().saturating_duration_since(since) >= SATURATED_AFTER
     }
 
     /// Its events wait no more (it stops: they are read again by the lane's next holder).
     pub(crate) fn waits_no_more(&self) {
-        *self.waiting_since() = None;
+        self.waiting_since.store(0, Ordering::Relaxed);
     }
 
     /// Whether, at `now`, its next event has waited [`SATURATED_AFTER`] or more.
     pub(crate) fn waits_long(&self, now: Instant) -> bool {
-        self.waiting_since()
+        self.since()
             .is_some_and(|since| now.saturating_duration_since(since) >= SATURATED_AFTER)
     }
 }
@@ -101,21 +124,23 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         let bound = SATURATED_AFTER.as_millis() as u64;
         assert!(!load.waits_long(at(0)), "not waiting");
-        assert!(!load.got_permit(at(0)), "a permit at once is no wait");
-        load.wait(at(0));
+        assert!(!load.got_permit(|| at(0)), "a permit at once is no wait");
+        // A lane that does not wait does not read the clock (every event passes here).
+        assert!(!load.got_permit(|| unreachable!("the clock read without a wait")));
+        load.wait(|| at(0));
         assert!(!load.waits_long(at(bound - 1)));
         // Waiting again while it waits keeps the first time.
-        load.wait(at(100));
+        load.wait(|| at(100));
         assert!(load.waits_long(at(bound)));
         assert!(
-            !load.got_permit(at(bound - 1)),
+            !load.got_permit(|| at(bound - 1)),
             "it waited less than the bound"
         );
         assert!(!load.waits_long(at(2 * bound)), "no longer waiting");
-        load.wait(at(1000));
-        assert!(load.got_permit(at(1000 + bound)), "it waited the bound");
-        assert!(!load.got_permit(at(5000)), "a permit is reported once");
-        load.wait(at(6000));
+        load.wait(|| at(1000));
+        assert!(load.got_permit(|| at(1000 + bound)), "it waited the bound");
+        assert!(!load.got_permit(|| at(5000)), "a permit is reported once");
+        load.wait(|| at(6000));
         load.waits_no_more();
         assert!(
             !load.waits_long(at(9000)),

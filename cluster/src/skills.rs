@@ -266,7 +266,7 @@ impl<'a> Lane<'a> {
                     self.start_one(permit);
                 }
                 Err(_) => {
-                    grant.load.wait(std::time::Instant::now());
+                    grant.load.wait(std::time::Instant::now);
                     return;
                 }
             }
@@ -276,7 +276,7 @@ impl<'a> Lane<'a> {
     /// The backlog's first event has a permit: if it waited long for it, the process is
     /// saturated (whichever way the permit came, so a lane is never left marked waiting).
     fn got_permit(&self, load: &LaneLoad) {
-        if load.got_permit(std::time::Instant::now()) {
+        if load.got_permit(std::time::Instant::now) {
             self.inner.saturated.store(true, Ordering::Relaxed);
         }
     }
